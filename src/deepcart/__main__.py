@@ -1,0 +1,3 @@
+from deepcart.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The data layer: synth, download, ingest (raw -> Parquet), build (tagged datasets)."""
