@@ -1,0 +1,239 @@
+"""`deepcart build`: raw files or ingested Parquet -> a tagged dataset.
+
+The tagged dataset is ``<output_dir>/<tag>/`` with ``reviews.parquet``, ``items.parquet`` and
+``manifest.json`` (parameters, every printed count, input checksums, DeepCart version). The whole
+directory is built beside its final place and swapped in at the end, so a failed build never
+leaves a half dataset under the tag. The filtering semantics live in the engine modules
+(:mod:`deepcart.data.engine_duckdb`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from deepcart import __version__
+from deepcart.data.engine_duckdb import BuildParams, run_build
+from deepcart.data.paths import DatasetPaths, dataset_paths
+from deepcart.data.schema import KIND_KEY, parquet_kind
+from deepcart.errors import InputError
+from deepcart.fsutil import sha256_file
+
+MANIFEST_VERSION = 1
+
+
+@dataclass
+class BuildReport:
+    tag: str
+    paths: DatasetPaths
+    counts: dict[str, int]
+    manifest: dict[str, Any] = field(repr=False)
+
+
+def _is_canonical_parquet(path: Path, kind: str) -> bool:
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # not a Parquet file at all: a raw file for ingest
+        return False
+    return (schema.metadata or {}).get(KIND_KEY) is not None and parquet_kind(schema) == kind
+
+
+def _resolve_input(
+    path: Path,
+    kind: str,
+    flag: str,
+    tmp: Path,
+    on_bad_lines: str,
+    progress: bool,
+    echo: Callable[[str], None],
+) -> tuple[Path, dict[str, Any]]:
+    """Return a canonical Parquet file for ``path`` (ingesting a raw file first) and its record."""
+    if not path.exists():
+        raise InputError(f"{flag}: no such file: {path}")
+    if not path.is_file():
+        raise InputError(f"{flag}: not a file: {path}")
+    record: dict[str, Any] = {
+        "path": str(path),
+        "bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+    }
+    if _is_canonical_parquet(path, kind):
+        record["format"] = "deepcart-parquet"
+        return path, record
+    from deepcart.data.ingest import ingest_file
+
+    report = ingest_file(path, tmp, on_bad_lines=on_bad_lines, progress=progress)
+    if report.kind != kind:
+        raise InputError(f"{flag}: {path} holds {report.kind}, expected {kind}")
+    if report.skipped:
+        echo(report.summary())
+    record.update(
+        format=report.source_format,
+        lines_read=report.lines_read,
+        rows_ingested=report.rows_written,
+        lines_skipped=dict(sorted(report.skipped.items())),
+    )
+    return Path(report.output), record
+
+
+def _report_lines(counts: dict[str, int], p: BuildParams) -> list[str]:
+    c = counts
+    lines = [
+        f"Found {c['users_found']:,} users with {c['ratings_found']:,} ratings "
+        f"of {c['items_found']:,} items."
+    ]
+    if c["duplicates_dropped"]:
+        lines.append(
+            f"Dropped {c['duplicates_dropped']:,} reviews (duplicate user and item; kept the "
+            "earliest)"
+        )
+    if p.k_core:
+        lines.append(
+            f"k-core filtering (users >= {p.min_interactions}, items >= {p.min_ratings} ratings): "
+            f"{c['k_core_rounds']} rounds"
+        )
+        lines.append(f"Dropped {c['items_dropped_min_ratings']:,} items (<{p.min_ratings} ratings)")
+        lines.append(
+            f"Dropped {c['users_dropped_min_interactions']:,} users (reviews <{p.min_interactions})"
+        )
+        lines.append(
+            f"Dropped {c['reviews_dropped_k_core']:,} reviews (no user or item associated)"
+        )
+    else:
+        lines.append(f"Dropped {c['items_dropped_min_ratings']:,} items (<{p.min_ratings} ratings)")
+        lines.append(f"Dropped {c['reviews_dropped_no_item']:,} reviews (no item associated)")
+        lines.append(
+            f"Dropped {c['users_dropped_min_interactions']:,} users (reviews <{p.min_interactions})"
+        )
+        lines.append(f"Dropped {c['reviews_dropped_no_user']:,} reviews (no user associated)")
+    if p.sample_n:
+        lines.append(
+            f"Sampled {c['users_eligible'] - c['users_dropped_not_sampled']:,} of "
+            f"{c['users_eligible']:,} users (seed {p.seed}); dropped "
+            f"{c['reviews_dropped_not_sampled']:,} reviews of the others"
+        )
+    lines.append(f"Dropped {c['items_dropped_no_review']:,} items (no review associated)")
+    return lines
+
+
+def build_dataset(
+    *,
+    reviews_file: str | Path,
+    items_file: str | Path | None,
+    output_dir: str | Path,
+    tag: str,
+    min_interactions: int = 5,
+    min_ratings: int = 5,
+    sample_n: int = 0,
+    seed: int = 0,
+    k_core: bool = False,
+    on_bad_lines: str = "error",
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> BuildReport:
+    """Build the dataset tagged ``tag`` under ``output_dir`` and return its counts and manifest."""
+    for name, value in (
+        ("--min-interactions", min_interactions),
+        ("--min-ratings", min_ratings),
+        ("--sample-n", sample_n),
+    ):
+        if value < 0:
+            raise InputError(f"{name}: expected a non-negative integer, got {value}")
+    if on_bad_lines not in ("error", "skip"):
+        raise InputError(f"--on-bad-lines: expected 'error' or 'skip', got {on_bad_lines!r}")
+    final = dataset_paths(output_dir, tag)
+    reviews_file = Path(reviews_file)
+    items_path = Path(items_file) if items_file is not None else None
+    params = BuildParams(min_interactions, min_ratings, sample_n, seed, k_core)
+
+    out_root = Path(output_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{tag}.building-", dir=out_root))
+    try:
+        staging = DatasetPaths(work / "dataset")
+        staging.root.mkdir()
+        ingest_tmp = work / "ingest"
+        spill = work / "spill"
+        spill.mkdir()
+        echo(
+            f"Generating dataset based on {items_path if items_path else '(no item metadata)'} "
+            f"and {reviews_file}..."
+        )
+        rev_parquet, rev_record = _resolve_input(
+            reviews_file, "reviews", "--reviews-file", ingest_tmp, on_bad_lines, progress, echo
+        )
+        inputs: dict[str, Any] = {"reviews": rev_record}
+        items_parquet = None
+        if items_path is not None:
+            items_parquet, inputs["items"] = _resolve_input(
+                items_path, "items", "--items-file", ingest_tmp, on_bad_lines, progress, echo
+            )
+        counts = run_build(
+            rev_parquet,
+            items_parquet,
+            staging.reviews,
+            staging.items,
+            params,
+            temp_dir=spill,
+            echo=echo,
+        )
+        for line in _report_lines(counts, params):
+            echo(line)
+        echo(f"Writing {counts['reviews_written']:,} reviews as {final.reviews}...")
+        no_meta = counts["items_without_metadata"]
+        echo(
+            f"Writing {counts['items_written']:,} items as {final.items}..."
+            + (f" ({no_meta:,} without metadata)" if no_meta else "")
+        )
+        manifest = {
+            "manifest_version": MANIFEST_VERSION,
+            "deepcart_version": __version__,
+            "tag": tag,
+            "engine": "duckdb",
+            "params": {
+                "min_interactions": min_interactions,
+                "min_ratings": min_ratings,
+                "sample_n": sample_n,
+                "seed": seed,
+                "k_core": k_core,
+                "on_bad_lines": on_bad_lines,
+            },
+            "inputs": inputs,
+            "counts": counts,
+            "report": _report_lines(counts, params),
+            "files": {"reviews": final.reviews.name, "items": final.items.name},
+        }
+        staging.manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _swap_in(staging.root, final.root)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    echo(f"Wrote '{tag}' dataset to {out_root}.")
+    return BuildReport(tag=tag, paths=final, counts=counts, manifest=manifest)
+
+
+def _swap_in(new: Path, final: Path) -> None:
+    """Put the directory ``new`` at ``final``, replacing an older dataset as atomically as a
+    directory allows: the old one is renamed aside first and removed only after the swap."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(new, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def load_manifest(paths: DatasetPaths) -> dict[str, Any]:
+    """The manifest of a built dataset."""
+    try:
+        return json.loads(paths.manifest.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no dataset manifest at {paths.manifest}") from None
