@@ -1,0 +1,63 @@
+"""The model zoo: one module per family, looked up by ``--type`` name.
+
+Classes are imported lazily so that optional dependencies (torch) are only needed by the models
+that use them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from deepcart.errors import InputError
+
+#: ``--type`` name -> (module, class).
+REGISTRY: dict[str, tuple[str, str]] = {
+    "random": ("deepcart.models.random", "RandomModel"),
+    "popular": ("deepcart.models.popular", "PopularModel"),
+}
+
+
+def model_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def model_class(name: str) -> type:
+    try:
+        module, cls = REGISTRY[name]
+    except KeyError:
+        raise InputError(
+            f"--type: unknown model {name!r}; choose one of {', '.join(REGISTRY)} or 'all'"
+        ) from None
+    return getattr(importlib.import_module(module), cls)
+
+
+def create(name: str, params: dict[str, Any] | None = None) -> Any:
+    """Instantiate model ``name``; an unknown hyperparameter is an error, never silently dropped."""
+    cls = model_class(name)
+    params = dict(params or {})
+    allowed = cls.param_names()
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise InputError(
+            f"--params: unknown hyperparameter(s) {', '.join(unknown)} for {name!r}; "
+            f"it takes {', '.join(allowed) or 'none'}"
+        )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"--params: bad value for {name!r}: {exc}") from None
+
+
+def parse_params(text: str | None) -> dict[str, Any]:
+    """Parse the ``--params`` JSON object."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--params: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"--params: expected a JSON object, got {type(value).__name__}")
+    return value

@@ -1,0 +1,222 @@
+"""The model contract every DeepCart recommender follows.
+
+- ``Model(**hyperparameters)``: keyword-only, defaults that work, no work in the constructor.
+- ``fit(user_items)`` takes a CSR user x item matrix (ratings or weights) and returns ``self``.
+- ``recommend(user_items, k, exclude_seen=True, candidates=None)`` ranks for a batch of users
+  given their interaction rows (known users or brand-new ones: fold-in) and returns
+  ``(item_indices, scores)`` of shape (n_users, k), best first, padded with -1 / -inf.
+- ``predict(user_items, items)`` (rating predictors only) predicts ratings for (row, item) pairs.
+- ``save(path)`` / ``load(path)``: ``model.json`` (class name, hyperparameters, version) and
+  ``arrays.npz`` (loaded with ``allow_pickle=False``); never pickle.
+
+Models see integer indices only; ids are mapped at the edges (:mod:`deepcart.data.matrix`).
+Subclasses implement ``_fit``, ``_score`` (a dense score block for a batch of rows) and the
+``_state``/``_set_state`` pair; the base class validates input, excludes seen items, applies
+candidate sets, batches, and saves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import scipy.sparse as sp
+
+from deepcart import __version__
+from deepcart.errors import DeepCartError, InputError
+from deepcart.eval.metrics import top_k
+from deepcart.fsutil import atomic_path, atomic_write_text
+
+FORMAT_VERSION = 1
+
+
+class NotFittedError(DeepCartError):
+    """A model was used before ``fit`` (or ``load``)."""
+
+
+def as_csr(x: Any, name: str = "user_items", n_items: int | None = None) -> sp.csr_matrix:
+    """Validate and convert to a float32 CSR matrix with sorted indices and no NaN."""
+    if not sp.issparse(x):
+        raise InputError(f"{name}: expected a scipy.sparse matrix, got {type(x).__name__}")
+    m = sp.csr_matrix(x, dtype=np.float32)
+    if m.ndim != 2:
+        raise InputError(f"{name}: expected 2 dimensions, got {m.ndim}")
+    if n_items is not None and m.shape[1] != n_items:
+        raise InputError(
+            f"{name}: has {m.shape[1]} item columns but the model was fit on {n_items} items"
+        )
+    if m.nnz and not np.isfinite(m.data).all():
+        raise InputError(f"{name}: contains NaN or infinite values")
+    m.sort_indices()
+    return m
+
+
+class Recommender(ABC):
+    """Base class: see the module docstring for the contract."""
+
+    #: The name used by ``--type`` and in saved models.
+    name: ClassVar[str]
+    #: Whether ``predict`` gives ratings (RMSE, MAE and Pearson r are reported for those).
+    predicts_ratings: ClassVar[bool] = False
+    #: Users scored per block in ``recommend`` (bounds memory: block x n_items floats).
+    batch_size: ClassVar[int] = 1024
+
+    # ---------------------------------------------------------------- parameters
+
+    def get_params(self) -> dict[str, Any]:
+        sig = inspect.signature(type(self).__init__)
+        return {n: getattr(self, n) for n in sig.parameters if n != "self"}
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # ---------------------------------------------------------------- fitting
+
+    def fit(self, user_items: Any, **side: Any) -> Self:
+        """Learn from a CSR user x item matrix of ratings (or weights); returns ``self``."""
+        x = as_csr(user_items)
+        if x.shape[1] == 0:
+            raise InputError("user_items: has no item columns")
+        self.n_items_ = x.shape[1]
+        self._fit(x, **side)
+        return self
+
+    @abstractmethod
+    def _fit(self, x: sp.csr_matrix, **side: Any) -> None: ...
+
+    @abstractmethod
+    def _score(self, x: sp.csr_matrix) -> np.ndarray:
+        """Dense (n_rows, n_items) float scores for the given interaction rows; higher is better."""
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise NotFittedError(
+                f"{type(self).__name__} is not fitted: call fit() or load() before use"
+            )
+
+    # ---------------------------------------------------------------- inference
+
+    def score(self, user_items: Any) -> np.ndarray:
+        """Dense scores for a batch of interaction rows (fold-in for new users)."""
+        self._check_fitted()
+        return self._score(as_csr(user_items, n_items=self.n_items_))
+
+    def recommend(
+        self,
+        user_items: Any,
+        k: int = 10,
+        exclude_seen: bool = True,
+        candidates: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores for each row of ``user_items``, best first.
+
+        ``candidates`` restricts the ranking to a set of items (an array of item indices or a
+        boolean mask over items); items outside it are never returned. Rows with fewer than
+        ``k`` eligible items are padded with index -1 and score -inf.
+        """
+        self._check_fitted()
+        x = as_csr(user_items, n_items=self.n_items_)
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+            raise InputError(f"k: expected a positive integer, got {k!r}")
+        allowed = self._candidate_mask(candidates)
+        idx_out = np.full((x.shape[0], int(k)), -1, dtype=np.int64)
+        score_out = np.full((x.shape[0], int(k)), -np.inf, dtype=np.float64)
+        for start in range(0, x.shape[0], self.batch_size):
+            block = x[start : start + self.batch_size]
+            scores = np.asarray(self._score(block), dtype=np.float64)
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            idx, top = top_k(scores, int(k), exclude=block if exclude_seen else None)
+            idx_out[start : start + len(idx)] = idx
+            score_out[start : start + len(idx)] = top
+        return idx_out, score_out
+
+    def _candidate_mask(self, candidates: Any) -> np.ndarray | None:
+        if candidates is None:
+            return None
+        c = np.asarray(candidates)
+        if c.dtype == bool:
+            if c.shape != (self.n_items_,):
+                raise InputError(
+                    f"candidates: a boolean mask must have {self.n_items_} entries, got {c.shape}"
+                )
+            return c
+        if c.ndim != 1 or not np.issubdtype(c.dtype, np.integer):
+            raise InputError("candidates: expected item indices (1-d integers) or a boolean mask")
+        if c.size and (c.min() < 0 or c.max() >= self.n_items_):
+            raise InputError(f"candidates: item indices must be in [0, {self.n_items_})")
+        mask = np.zeros(self.n_items_, dtype=bool)
+        mask[c] = True
+        return mask
+
+    def predict(self, user_items: Any, items: Any) -> np.ndarray:
+        """Predicted ratings for row ``i`` of ``user_items`` and item ``items[i]``."""
+        raise InputError(f"model {self.name!r} does not predict ratings")
+
+    # ---------------------------------------------------------------- persistence
+
+    def _state(self) -> dict[str, np.ndarray]:
+        """Learned arrays to save (besides n_items_)."""
+        return {}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
+        """Restore what ``_state`` returned."""
+
+    def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``model.json`` and ``arrays.npz`` into the directory ``path``."""
+        self._check_fitted()
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        arrays = {"n_items_": np.asarray(self.n_items_), **self._state()}
+        with atomic_path(root / "arrays.npz", suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "deepcart_version": __version__,
+            "model": self.name,
+            "params": self.get_params(),
+            "extra": extra or {},
+        }
+        atomic_write_text(root / "model.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        return root
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load a model saved by :meth:`save` (the class comes from the registry, by name)."""
+        from deepcart.models import create
+
+        meta = read_model_meta(path)
+        model = create(meta["model"], meta["params"])
+        if cls is not Recommender and not isinstance(model, cls):
+            raise InputError(f"{path}: holds a {meta['model']!r} model, not {cls.name!r}")
+        try:
+            with np.load(Path(path) / "arrays.npz", allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}/arrays.npz: cannot read model arrays ({exc})") from None
+        model.n_items_ = int(arrays.pop("n_items_"))
+        model._set_state(arrays)
+        return model
+
+
+def read_model_meta(path: str | Path) -> dict[str, Any]:
+    f = Path(path) / "model.json"
+    try:
+        meta = json.loads(f.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no saved model at {path} (missing model.json)") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{f}: not valid JSON ({exc})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{f}: unsupported model format {meta.get('format_version')!r}")
+    return meta
