@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deepcart import __version__
-from deepcart.data.paths import DEFAULT_DATA_DIR, DEFAULT_RAW_DIR
+from deepcart.data.paths import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, DEFAULT_RAW_DIR
 from deepcart.errors import DeepCartError, InputError
 
 
@@ -41,6 +41,55 @@ def _csv_columns(text: str) -> list[str]:
             f"got {text!r}"
         )
     return cols
+
+
+def _cut_points(text: str) -> tuple[int, int]:
+    try:
+        t1, t2 = (int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected two millisecond timestamps T1,T2, got {text!r}"
+        ) from None
+    return t1, t2
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1), got {value}")
+    return value
+
+
+def _add_dataset(p: argparse.ArgumentParser, models: bool = True) -> None:
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="datasets root")
+    p.add_argument("--data-tag", required=True, help="dataset tag (as given to build --tag)")
+    if models:
+        p.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL_DIR, help="models root")
+
+
+def _add_split(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--split",
+        choices=["users", "last-out", "timestamp", "random", "none"],
+        default="users",
+        help="evaluation protocol (docs/evaluation.md)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="split seed")
+    p.add_argument(
+        "--holdout", type=_fraction, default=0.2, help="check fraction per val/test user"
+    )
+    p.add_argument(
+        "--holdout-by", choices=["random", "time"], default="random", help="which rows to check"
+    )
+    p.add_argument(
+        "--cut-points",
+        type=_cut_points,
+        default=None,
+        help="T1,T2 in ms for --split timestamp (default: 1628643414042,1658002729837)",
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -103,7 +152,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     build_dataset(
         reviews_file=args.reviews_file,
-        items_file=args.items_file,
+        items_file=None if str(args.items_file).lower() == "none" else args.items_file,
         output_dir=args.output_dir,
         tag=args.tag,
         min_interactions=args.min_interactions,
@@ -130,6 +179,63 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
         tag=args.tag,
         progress=not args.quiet,
         echo=print,
+    )
+    return 0
+
+
+def _split_params(args: argparse.Namespace):
+    from deepcart.data.split import OFFICIAL_T1, OFFICIAL_T2, SplitParams
+
+    t1, t2 = args.cut_points if args.cut_points else (OFFICIAL_T1, OFFICIAL_T2)
+    return SplitParams(
+        protocol=args.split,
+        seed=args.seed,
+        holdout=args.holdout,
+        holdout_by=args.holdout_by,
+        t1=t1,
+        t2=t2,
+    )
+
+
+def _cmd_split(args: argparse.Namespace) -> int:
+    from deepcart.data.split import make_split
+
+    make_split(args.data_dir, args.data_tag, _split_params(args), force=args.force)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from deepcart.models import parse_params
+    from deepcart.training import train_model
+
+    train_model(
+        data_dir=args.data_dir,
+        tag=args.data_tag,
+        model_type=args.type,
+        split_params=_split_params(args),
+        params=parse_params(args.params),
+        model_dir=args.model_dir,
+    )
+    return 0
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from deepcart.eval.evaluate import evaluate_models
+    from deepcart.models import parse_params
+
+    types = [t.strip() for t in args.type.split(",") if t.strip()]
+    params = parse_params(args.params)
+    if params and len(types) != 1:
+        raise InputError("--params: applies to a single --type, not to a list or 'all'")
+    evaluate_models(
+        data_dir=args.data_dir,
+        tag=args.data_tag,
+        model_types=types,
+        split_params=_split_params(args),
+        k=args.top_k,
+        model_dir=args.model_dir,
+        reports_dir=args.reports_dir,
+        params={types[0]: params} if params else None,
     )
     return 0
 
@@ -229,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--items-file",
         type=Path,
         default=DEFAULT_RAW_DIR / "meta_Electronics.jsonl.gz",
-        help="item metadata: raw file or ingested Parquet",
+        help="item metadata: raw file or ingested Parquet; 'none' to build without it",
     )
     p.add_argument(
         "--reviews-file",
@@ -260,6 +366,55 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
     p.set_defaults(func=_cmd_build)
+
+    p = sub.add_parser(
+        "split",
+        help="write (or show) the evaluation split of a dataset",
+        description="Write <data-dir>/<tag>/splits/<protocol>/ (train, val_input, val_check, "
+        "test_input, test_check) and print its summary; train and test do this on demand.\n\n"
+        "example: deepcart split --data-tag quickstart --split users --holdout-by time",
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p, models=False)
+    _add_split(p)
+    p.add_argument("--force", action="store_true", help="recompute even if it exists")
+    _add_common(p)
+    p.set_defaults(func=_cmd_split)
+
+    from deepcart.models import REGISTRY
+
+    p = sub.add_parser(
+        "train",
+        help="fit a model on a split and save it",
+        description="Fit --type on the training part of --split and save it to "
+        "<model-dir>/<tag>/<split>/<type>/ (--split none: all data, the production model).\n\n"
+        "example: deepcart train --data-tag quickstart --type popular",
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p)
+    p.add_argument("--type", required=True, choices=list(REGISTRY), help="model")
+    p.add_argument("--params", default=None, help="hyperparameters as JSON, e.g. '{\"seed\": 1}'")
+    _add_split(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "test",
+        help="evaluate models side by side on a split's test users",
+        description="Evaluate one model, a comma-separated list or 'all': use the model train "
+        "saved for this tag and split, or fit it first. Prints one table and writes "
+        "reports/<tag>/<split>/<model>/{metrics.json,recs.parquet}.\n\n"
+        "example: deepcart test --data-tag quickstart --type all --top-k 10",
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p)
+    p.add_argument("--type", required=True, help=f"model, list or 'all' ({', '.join(REGISTRY)})")
+    p.add_argument("--top-k", type=_positive_int, default=10, help="K of the top-K metrics")
+    p.add_argument("--params", default=None, help="hyperparameters (JSON) for a single --type")
+    p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
+    _add_split(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_test)
 
     p = sub.add_parser(
         "quickstart",

@@ -1,0 +1,321 @@
+"""`deepcart test`: run models on a split's test users and compare them side by side.
+
+For each model: reuse the one `train` saved for this tag and split, or fit it; recommend the
+top-K for every test user from their input rows (fold-in), excluding what they gave as input;
+score against their check rows. Writes, per model, ``reports/<tag>/<split>/<model>/metrics.json``
+and ``recs.parquet`` (user_id, parent_asin, rank, score: the exact lists scored), so the table
+can be recomputed from the split files and these.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deepcart import __version__
+from deepcart.data.paths import DEFAULT_MODEL_DIR, check_tag
+from deepcart.data.split import SplitParams, make_split
+from deepcart.data.splitdata import SplitData, load_split_data
+from deepcart.eval import metrics as M
+from deepcart.fsutil import atomic_path, atomic_write_text
+from deepcart.models import create, model_names
+from deepcart.models.base import Recommender
+from deepcart.training import fit_model, load_saved_model, model_path, split_id
+
+DEFAULT_REPORTS_DIR = Path("reports")
+TOPN = ("ndcg", "map", "recall", "precision", "hit_rate", "mrr")
+#: AUC needs a dense score row per user; it is computed on at most this many test users.
+AUC_USERS = 2000
+
+
+@dataclass
+class EvalResult:
+    model: str
+    k: int
+    source: str  # "saved" or "fitted"
+    metrics: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    n_scored: int
+    n_skipped: int
+    fit_seconds: float
+    recommend_seconds: float
+    peak_rss_mb: float
+    per_user: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    p_vs_best: float = math.nan
+    report_dir: Path | None = None
+
+
+class PeakRSS:
+    """Peak resident memory of this process over a block (Linux: VmHWM, reset via clear_refs)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.reset_ok = False
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.reset_ok = True
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.mb = math.nan
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        self.mb = int(line.split()[1]) / 1024
+        except OSError:
+            pass
+
+
+def _rating_metrics(model: Recommender, data: SplitData) -> dict[str, float]:
+    if not model.predicts_ratings:
+        return {}
+    chk = data.test.check.tocoo()
+    pred = model.predict(data.test.inputs[chk.row], chk.col)
+    return {
+        "rmse": M.rmse(pred, chk.data),
+        "mae": M.mae(pred, chk.data),
+        "pearson_r": M.pearson_r(pred, chk.data),
+    }
+
+
+def _auc(model: Recommender, data: SplitData, n_users: int) -> np.ndarray:
+    n = min(n_users, data.test.n_users)
+    out = np.full(n, np.nan)
+    for start in range(0, n, 256):
+        stop = min(n, start + 256)
+        x = data.test.inputs[start:stop]
+        scores = model.score(x).astype(np.float64)
+        out[start:stop] = M.auc_per_user(scores, data.test.check[start:stop], exclude=x)
+    return out
+
+
+def evaluate_model(
+    model: Recommender, data: SplitData, k: int
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, float]:
+    """Recommend for every test user and compute per-user metrics; returns them, the lists,
+    their scores and the recommend time in seconds."""
+    test = data.test
+    started = time.perf_counter()
+    recs, scores = model.recommend(test.inputs, k=k, exclude_seen=True)
+    seconds = time.perf_counter() - started
+    per_user = M.topn_metrics(recs, test.check, k=k)
+    popularity = np.bincount(data.train.indices, minlength=data.train.shape[1])
+    per_user["avg_popularity"] = M.mean_popularity(recs, popularity)
+    per_user["novelty"] = M.novelty(recs, popularity, data.train.shape[0])
+    return per_user, recs, scores, seconds
+
+
+def _write_recs(path: Path, data: SplitData, recs: np.ndarray, scores: np.ndarray) -> None:
+    n, k = recs.shape
+    valid = recs >= 0
+    rows = np.repeat(np.arange(n), k)[valid.ravel()]
+    cols = recs.ravel()[valid.ravel()]
+    table = pa.table(
+        {
+            "user_id": data.test.users.ids.take(pa.array(rows)),
+            "parent_asin": data.items.ids.take(pa.array(cols)),
+            "rank": pa.array(np.tile(np.arange(1, k + 1), n)[valid.ravel()], pa.int32()),
+            "score": pa.array(scores.ravel()[valid.ravel()], pa.float64()),
+        }
+    )
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def evaluate_models(
+    *,
+    data_dir: str | Path,
+    tag: str,
+    model_types: list[str],
+    split_params: SplitParams,
+    k: int = 10,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    reports_dir: str | Path = DEFAULT_REPORTS_DIR,
+    params: dict[str, dict[str, Any]] | None = None,
+    n_boot: int = 1000,
+    echo: Callable[[str], None] = print,
+) -> list[EvalResult]:
+    """Evaluate each model on the test users of the split; print and write the comparison."""
+    check_tag(tag)
+    if model_types == ["all"]:
+        model_types = model_names()
+    for t in model_types:
+        create(t, (params or {}).get(t))  # fail fast on a bad type or hyperparameter
+    if isinstance(k, bool) or k < 1:
+        raise M.MetricInputError(f"--top-k: expected a positive integer, got {k}")
+    split = make_split(data_dir, tag, split_params, echo=echo)
+    if split.params.protocol == "none":
+        raise M.MetricInputError(
+            "--split none has no test users; evaluate with --split users, last-out, "
+            "timestamp or random"
+        )
+    data = load_split_data(split)
+    echo(f"Train: {data.describe()}")
+    echo(
+        f"Test: {data.test.n_users:,} users, {data.test.inputs.nnz:,} input and "
+        f"{data.test.check.nnz:,} check ratings"
+    )
+    protocol = split.params.protocol
+    results: list[EvalResult] = []
+    for model_type in model_types:
+        path = model_path(model_dir, tag, protocol, model_type)
+        with PeakRSS() as mem:
+            saved = load_saved_model(path, data)
+            if saved is not None:
+                model, fit_seconds = saved
+                source = "saved"
+            else:
+                model, fit_seconds = fit_model(data, model_type, (params or {}).get(model_type))
+                source = "fitted"
+            per_user, recs, scores, rec_seconds = evaluate_model(model, data, k)
+            rating = _rating_metrics(model, data)
+            per_user["auc"] = np.concatenate(
+                [
+                    _auc(model, data, AUC_USERS),
+                    np.full(max(0, data.test.n_users - AUC_USERS), np.nan),
+                ]
+            )
+        summary = {name: M.summarize(v) for name, v in per_user.items()}
+        ndcg = summary["ndcg"]
+        metrics = {name: s.mean for name, s in summary.items()}
+        metrics.update(rating)
+        metrics["coverage"] = M.catalog_coverage(recs, len(data.items))
+        ci = {name: M.bootstrap_ci(per_user[name], n_boot=n_boot) for name in TOPN}
+        out_dir = Path(reports_dir) / tag / protocol / model_type
+        res = EvalResult(
+            model=model_type,
+            k=k,
+            source=source,
+            metrics=metrics,
+            ci=ci,
+            n_scored=ndcg.n_scored,
+            n_skipped=ndcg.n_skipped,
+            fit_seconds=fit_seconds,
+            recommend_seconds=rec_seconds,
+            peak_rss_mb=mem.mb,
+            per_user=per_user,
+            report_dir=out_dir,
+        )
+        _write_recs(out_dir / "recs.parquet", data, recs, scores)
+        results.append(res)
+
+    best = max(
+        results, key=lambda r: -math.inf if math.isnan(r.metrics["ndcg"]) else r.metrics["ndcg"]
+    )
+    for r in results:
+        r.p_vs_best = (
+            math.nan if r is best else M.paired_test(r.per_user["ndcg"], best.per_user["ndcg"])
+        )
+        _write_metrics(r, best, split, data)
+    for line in format_table(results, best):
+        echo(line)
+    if results and results[0].n_skipped:
+        echo(
+            f"{results[0].n_skipped:,} test users with no check item known to train were left "
+            "out of the scores."
+        )
+    echo(f"Reports written to {Path(reports_dir) / tag / protocol}/")
+    return results
+
+
+def _write_metrics(r: EvalResult, best: EvalResult, split: Any, data: SplitData) -> None:
+    def clean(x: float) -> float | None:
+        return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+    doc = {
+        "deepcart_version": __version__,
+        "model": r.model,
+        "k": r.k,
+        "split": split.params.protocol,
+        "split_id": split_id(split),
+        "split_params": split.params.__dict__,
+        "source": r.source,
+        "metrics": {k: clean(v) for k, v in r.metrics.items()},
+        "ci95": {k: [clean(a), clean(b)] for k, (a, b) in r.ci.items()},
+        "users_scored": r.n_scored,
+        "users_skipped_empty_check": r.n_skipped,
+        "auc_users": min(AUC_USERS, data.test.n_users),
+        "fit_seconds": clean(r.fit_seconds),
+        "recommend_seconds": r.recommend_seconds,
+        "peak_rss_mb": clean(r.peak_rss_mb),
+        "best_model": best.model,
+        "paired_t_test_p_vs_best_ndcg": clean(r.p_vs_best),
+        "recs_file": "recs.parquet",
+    }
+    assert r.report_dir is not None
+    atomic_write_text(r.report_dir / "metrics.json", json.dumps(doc, indent=2) + "\n")
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def format_table(results: list[EvalResult], best: EvalResult) -> list[str]:
+    k = results[0].k if results else 10
+    head = [
+        "model",
+        f"NDCG@{k} [95% CI]",
+        f"MAP@{k}",
+        f"Recall@{k}",
+        f"Prec@{k}",
+        f"HR@{k}",
+        f"MRR@{k}",
+        "Cover",
+        "AvgPop",
+        "AUC",
+        "RMSE",
+        "MAE",
+        "r",
+        "fit s",
+        "rec s",
+        "peak MB",
+        "p vs best",
+    ]
+    rows = []
+    for r in results:
+        m = r.metrics
+        lo, hi = r.ci["ndcg"]
+        rows.append(
+            [
+                r.model + ("*" if r is best else ""),
+                f"{_fmt(m['ndcg'])} [{_fmt(lo)}, {_fmt(hi)}]",
+                _fmt(m["map"]),
+                _fmt(m["recall"]),
+                _fmt(m["precision"]),
+                _fmt(m["hit_rate"]),
+                _fmt(m["mrr"]),
+                _fmt(m["coverage"], 3),
+                _fmt(m["avg_popularity"], 1),
+                _fmt(m["auc"]),
+                _fmt(m.get("rmse", math.nan)),
+                _fmt(m.get("mae", math.nan)),
+                _fmt(m.get("pearson_r", math.nan), 3),
+                _fmt(r.fit_seconds, 2),
+                _fmt(r.recommend_seconds, 2),
+                _fmt(r.peak_rss_mb, 0),
+                "-"
+                if r is best
+                else (f"{r.p_vs_best:.2g}" if not math.isnan(r.p_vs_best) else "-"),
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
+    lines += [fmt.format(*row) for row in rows]
+    lines.append(
+        f"* best by NDCG@{k}; p: paired t-test of per-user NDCG@{k} against the best; "
+        f"{results[0].n_scored if results else 0:,} users scored; AUC on up to {AUC_USERS:,} users"
+    )
+    return lines

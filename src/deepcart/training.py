@@ -1,0 +1,97 @@
+"""`deepcart train`: fit a model on a split's training data and save it.
+
+Models live in ``<model-dir>/<tag>/<split>/<type>/`` (``model.json``, ``arrays.npz`` and
+``items.parquet``, the parent_asin of each item index). ``model.json``'s ``extra`` records the
+split it was fit on, so `test` reuses a saved model only for the same split.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deepcart.data.paths import DEFAULT_MODEL_DIR, check_tag
+from deepcart.data.split import Split, SplitParams, make_split
+from deepcart.data.splitdata import SplitData, load_split_data
+from deepcart.fsutil import atomic_path
+from deepcart.models import create
+from deepcart.models.base import Recommender, read_model_meta
+
+
+def split_id(split: Split) -> str:
+    return json.loads((split.root / "split.json").read_text())["split_id"]
+
+
+def model_path(model_dir: str | Path, tag: str, protocol: str, model_type: str) -> Path:
+    return Path(model_dir) / check_tag(tag) / protocol / model_type
+
+
+@dataclass
+class TrainResult:
+    model: Recommender
+    path: Path
+    fit_seconds: float
+
+
+def fit_model(
+    data: SplitData, model_type: str, params: dict[str, Any] | None = None
+) -> tuple[Recommender, float]:
+    model = create(model_type, params)
+    started = time.perf_counter()
+    model.fit(data.train)
+    return model, time.perf_counter() - started
+
+
+def save_model(model: Recommender, data: SplitData, path: Path, fit_seconds: float) -> Path:
+    extra = {
+        "split_id": split_id(data.split),
+        "split": data.split.params.protocol,
+        "fit_seconds": fit_seconds,
+        "n_items": len(data.items),
+        "n_train_users": len(data.train_users),
+        "n_train_ratings": int(data.train.nnz),
+    }
+    model.save(path, extra=extra)
+    with atomic_path(path / "items.parquet") as tmp:
+        pq.write_table(pa.table({"parent_asin": data.items.ids}), tmp)
+    return path
+
+
+def load_saved_model(path: Path, data: SplitData) -> tuple[Recommender, float] | None:
+    """The model saved at ``path`` if it was fit on this split, with its fit time; else None."""
+    if not (path / "model.json").is_file():
+        return None
+    meta = read_model_meta(path)
+    if meta.get("extra", {}).get("split_id") != split_id(data.split):
+        return None
+    return Recommender.load(path), float(meta["extra"].get("fit_seconds", float("nan")))
+
+
+def train_model(
+    *,
+    data_dir: str | Path,
+    tag: str,
+    model_type: str,
+    split_params: SplitParams,
+    params: dict[str, Any] | None = None,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    echo: Callable[[str], None] = print,
+) -> TrainResult:
+    """Fit ``model_type`` on the training part of the split and save it."""
+    create(model_type, params)  # validate the type and hyperparameters before any work
+    split = make_split(data_dir, tag, split_params, echo=echo)
+    data = load_split_data(split)
+    echo(f"Training {model_type} on {data.describe()}...")
+    model, seconds = fit_model(data, model_type, params)
+    path = save_model(
+        model, data, model_path(model_dir, tag, split.params.protocol, model_type), seconds
+    )
+    echo(f"Trained {model_type} in {seconds:.2f} s. Model saved to {path}/")
+    return TrainResult(model=model, path=path, fit_seconds=seconds)

@@ -1,0 +1,102 @@
+"""`deepcart train` and `deepcart test` end to end on a small dataset, recomputed from files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from deepcart.cli import main
+from deepcart.data.build import build_dataset
+from tests.data.test_build import write_reviews
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(11)
+    p = np.arange(1, 201, dtype=float) ** -1.0
+    p /= p.sum()
+    rows = []
+    for u in range(800):
+        items = rng.choice(200, size=int(rng.integers(4, 20)), replace=False, p=p)
+        for j, i in enumerate(items):
+            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
+    rev = write_reviews(root / "r.parquet", rows)
+    build_dataset(
+        reviews_file=rev,
+        items_file=None,
+        output_dir=root / "data",
+        tag="t",
+        min_interactions=3,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    return root
+
+
+def _args(root: Path, *extra: str) -> list[str]:
+    return [
+        "--data-dir", str(root / "data"), "--data-tag", "t", "--model-dir",
+        str(root / "models"), *extra,
+    ]  # fmt: skip
+
+
+def test_test_all_writes_recomputable_reports(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    reports = workdir / "reports"
+    code = main(["test", *_args(workdir, "--type", "all", "--reports-dir", str(reports))])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "User splits:" in out and "NDCG@10 [95% CI]" in out
+    metrics = {
+        m: json.loads((reports / "t" / "users" / m / "metrics.json").read_text())
+        for m in ("random", "popular")
+    }
+    assert metrics["popular"]["metrics"]["ndcg"] > metrics["random"]["metrics"]["ndcg"]
+    assert metrics["random"]["paired_t_test_p_vs_best_ndcg"] < 0.05
+    # Recompute popular's NDCG@10 from the split files and recs.parquet alone.
+    split = workdir / "data" / "t" / "splits" / "users"
+    check = pq.read_table(split / "test_check.parquet").to_pylist()
+    train_items = set(pq.read_table(split / "train.parquet")["parent_asin"].to_pylist())
+    truth: dict[str, set[str]] = {}
+    for r in check:
+        if r["parent_asin"] in train_items:
+            truth.setdefault(r["user_id"], set()).add(r["parent_asin"])
+    recs: dict[str, list[tuple[int, str]]] = {}
+    for r in pq.read_table(reports / "t" / "users" / "popular" / "recs.parquet").to_pylist():
+        recs.setdefault(r["user_id"], []).append((r["rank"], r["parent_asin"]))
+    scores = []
+    for user, rel in truth.items():
+        ranked = [a for _, a in sorted(recs.get(user, []))]
+        dcg = sum(1 / math.log2(i + 2) for i, a in enumerate(ranked[:10]) if a in rel)
+        idcg = sum(1 / math.log2(i + 2) for i in range(min(len(rel), 10)))
+        scores.append(dcg / idcg)
+    assert metrics["popular"]["metrics"]["ndcg"] == pytest.approx(np.mean(scores), rel=1e-9)
+    assert metrics["popular"]["users_scored"] == len(scores)
+
+
+def test_train_then_test_reuses_saved_model(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", *_args(workdir, "--type", "popular")]) == 0
+    out = capsys.readouterr().out
+    saved = workdir / "models" / "t" / "users" / "popular"
+    assert f"Model saved to {saved}/" in out
+    assert (saved / "model.json").is_file() and (saved / "items.parquet").is_file()
+    reports = workdir / "reports2"
+    assert main(["test", *_args(workdir, "--type", "popular", "--reports-dir", str(reports))]) == 0
+    doc = json.loads((reports / "t" / "users" / "popular" / "metrics.json").read_text())
+    assert doc["source"] == "saved"
+
+
+def test_bad_requests_are_one_line_errors(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["test", *_args(workdir, "--type", "nope")]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["test", *_args(workdir, "--type", "popular", "--split", "none")]) == 2
+    assert "no test users" in capsys.readouterr().err
+    assert main(["train", *_args(workdir, "--type", "random", "--params", '{"sed": 1}')]) == 2
+    assert "unknown hyperparameter(s) sed" in capsys.readouterr().err
+    code = main(["test", "--data-dir", str(workdir / "data"), "--data-tag", "zz", "--type", "all"])
+    assert code == 2 and "deepcart build --tag zz" in capsys.readouterr().err
