@@ -92,6 +92,15 @@ def _add_split(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_mode(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mode",
+        choices=["best", "worst"],
+        default="best",
+        help="best: what the user will like; worst: engaged products the user would most hate",
+    )
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
@@ -215,6 +224,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         split_params=_split_params(args),
         params=parse_params(args.params),
         model_dir=args.model_dir,
+        mode=args.mode,
     )
     return 0
 
@@ -236,6 +246,8 @@ def _cmd_test(args: argparse.Namespace) -> int:
         model_dir=args.model_dir,
         reports_dir=args.reports_dir,
         params={types[0]: params} if params else None,
+        mode=args.mode,
+        min_engagement=args.min_engagement,
     )
     return 0
 
@@ -394,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p)
     p.add_argument("--type", required=True, choices=list(REGISTRY), help="model")
     p.add_argument("--params", default=None, help="hyperparameters as JSON, e.g. '{\"seed\": 1}'")
+    _add_mode(p)
     _add_split(p)
     _add_common(p)
     p.set_defaults(func=_cmd_train)
@@ -412,6 +425,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive_int, default=10, help="K of the top-K metrics")
     p.add_argument("--params", default=None, help="hyperparameters (JSON) for a single --type")
     p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
+    _add_mode(p)
+    p.add_argument(
+        "--min-engagement",
+        type=_positive_int,
+        default=10,
+        help="worst mode: rank only items with at least this many training ratings",
+    )
     _add_split(p)
     _add_common(p)
     p.set_defaults(func=_cmd_test)

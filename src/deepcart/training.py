@@ -23,14 +23,22 @@ from deepcart.data.splitdata import SplitData, load_split_data
 from deepcart.fsutil import atomic_path
 from deepcart.models import create
 from deepcart.models.base import Recommender, read_model_meta
+from deepcart.modes import check_mode, model_input
 
 
 def split_id(split: Split) -> str:
     return json.loads((split.root / "split.json").read_text())["split_id"]
 
 
-def model_path(model_dir: str | Path, tag: str, protocol: str, model_type: str) -> Path:
-    return Path(model_dir) / check_tag(tag) / protocol / model_type
+def model_key(model_type: str, mode: str = "best") -> str:
+    """The directory name of a model: its type, with ``-worst`` for worst mode."""
+    return model_type if check_mode(mode) == "best" else f"{model_type}-worst"
+
+
+def model_path(
+    model_dir: str | Path, tag: str, protocol: str, model_type: str, mode: str = "best"
+) -> Path:
+    return Path(model_dir) / check_tag(tag) / protocol / model_key(model_type, mode)
 
 
 @dataclass
@@ -41,16 +49,21 @@ class TrainResult:
 
 
 def fit_model(
-    data: SplitData, model_type: str, params: dict[str, Any] | None = None
+    data: SplitData, model_type: str, params: dict[str, Any] | None = None, mode: str = "best"
 ) -> tuple[Recommender, float]:
+    """Fit on the split's training matrix as ``mode`` presents it to this kind of model."""
     model = create(model_type, params)
+    x = model_input(data.train, mode, model.feedback)
     started = time.perf_counter()
-    model.fit(data.train)
+    model.fit(x)
     return model, time.perf_counter() - started
 
 
-def save_model(model: Recommender, data: SplitData, path: Path, fit_seconds: float) -> Path:
+def save_model(
+    model: Recommender, data: SplitData, path: Path, fit_seconds: float, mode: str = "best"
+) -> Path:
     extra = {
+        "mode": mode,
         "split_id": split_id(data.split),
         "split": data.split.params.protocol,
         "fit_seconds": fit_seconds,
@@ -64,14 +77,17 @@ def save_model(model: Recommender, data: SplitData, path: Path, fit_seconds: flo
     return path
 
 
-def load_saved_model(path: Path, data: SplitData) -> tuple[Recommender, float] | None:
-    """The model saved at ``path`` if it was fit on this split, with its fit time; else None."""
+def load_saved_model(
+    path: Path, data: SplitData, mode: str = "best"
+) -> tuple[Recommender, float] | None:
+    """The model saved at ``path`` if it was fit on this split and mode, with its fit time."""
     if not (path / "model.json").is_file():
         return None
     meta = read_model_meta(path)
-    if meta.get("extra", {}).get("split_id") != split_id(data.split):
+    extra = meta.get("extra", {})
+    if extra.get("split_id") != split_id(data.split) or extra.get("mode", "best") != mode:
         return None
-    return Recommender.load(path), float(meta["extra"].get("fit_seconds", float("nan")))
+    return Recommender.load(path), float(extra.get("fit_seconds", float("nan")))
 
 
 def train_model(
@@ -82,16 +98,18 @@ def train_model(
     split_params: SplitParams,
     params: dict[str, Any] | None = None,
     model_dir: str | Path = DEFAULT_MODEL_DIR,
+    mode: str = "best",
     echo: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Fit ``model_type`` on the training part of the split and save it."""
+    """Fit ``model_type`` on the training part of the split (in ``mode``) and save it."""
+    check_mode(mode)
     create(model_type, params)  # validate the type and hyperparameters before any work
     split = make_split(data_dir, tag, split_params, echo=echo)
     data = load_split_data(split)
-    echo(f"Training {model_type} on {data.describe()}...")
-    model, seconds = fit_model(data, model_type, params)
-    path = save_model(
-        model, data, model_path(model_dir, tag, split.params.protocol, model_type), seconds
-    )
+    what = "" if mode == "best" else " (worst mode: reversed ratings)"
+    echo(f"Training {model_type}{what} on {data.describe()}...")
+    model, seconds = fit_model(data, model_type, params, mode)
+    path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
+    save_model(model, data, path, seconds, mode)
     echo(f"Trained {model_type} in {seconds:.2f} s. Model saved to {path}/")
     return TrainResult(model=model, path=path, fit_seconds=seconds)

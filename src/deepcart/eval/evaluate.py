@@ -29,7 +29,8 @@ from deepcart.eval import metrics as M
 from deepcart.fsutil import atomic_path, atomic_write_text
 from deepcart.models import create, model_names
 from deepcart.models.base import Recommender
-from deepcart.training import fit_model, load_saved_model, model_path, split_id
+from deepcart.modes import LOW, MIN_ENGAGEMENT, candidates, check_mode, model_input, relevant
+from deepcart.training import fit_model, load_saved_model, model_key, model_path, split_id
 
 DEFAULT_REPORTS_DIR = Path("reports")
 TOPN = ("ndcg", "map", "recall", "precision", "hit_rate", "mrr")
@@ -78,11 +79,14 @@ class PeakRSS:
             pass
 
 
-def _rating_metrics(model: Recommender, data: SplitData) -> dict[str, float]:
+def _rating_metrics(model: Recommender, data: SplitData, mode: str) -> dict[str, float]:
+    """RMSE, MAE and Pearson r of predicted against held-out ratings (in the model's scale:
+    reversed ratings in worst mode, where every check rating is scored)."""
     if not model.predicts_ratings:
         return {}
-    chk = data.test.check.tocoo()
-    pred = model.predict(data.test.inputs[chk.row], chk.col)
+    inputs = model_input(data.test.inputs, mode, model.feedback)
+    chk = model_input(data.test.check, mode, model.feedback).tocoo()
+    pred = model.predict(inputs[chk.row], chk.col)
     return {
         "rmse": M.rmse(pred, chk.data),
         "mae": M.mae(pred, chk.data),
@@ -90,27 +94,44 @@ def _rating_metrics(model: Recommender, data: SplitData) -> dict[str, float]:
     }
 
 
-def _auc(model: Recommender, data: SplitData, n_users: int) -> np.ndarray:
+def _auc(
+    model: Recommender, data: SplitData, n_users: int, mode: str, allowed: np.ndarray | None
+) -> np.ndarray:
     n = min(n_users, data.test.n_users)
     out = np.full(n, np.nan)
+    truth = relevant(data.test.check, mode)
     for start in range(0, n, 256):
         stop = min(n, start + 256)
-        x = data.test.inputs[start:stop]
-        scores = model.score(x).astype(np.float64)
-        out[start:stop] = M.auc_per_user(scores, data.test.check[start:stop], exclude=x)
+        seen = data.test.inputs[start:stop]
+        scores = model.score(model_input(seen, mode, model.feedback)).astype(np.float64)
+        out[start:stop] = M.auc_per_user(
+            scores, truth[start:stop], exclude=seen, candidates_mask=allowed
+        )
     return out
 
 
 def evaluate_model(
-    model: Recommender, data: SplitData, k: int
+    model: Recommender,
+    data: SplitData,
+    k: int,
+    mode: str = "best",
+    allowed: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, float]:
     """Recommend for every test user and compute per-user metrics; returns them, the lists,
-    their scores and the recommend time in seconds."""
+    their scores and the recommend time in seconds.
+
+    The model gets each user's input rows as ``mode`` presents them; everything the user rated
+    is excluded; in worst mode only ``allowed`` (engaged) items are ranked and only held-out low
+    ratings are relevant.
+    """
     test = data.test
+    inputs = model_input(test.inputs, mode, model.feedback)
     started = time.perf_counter()
-    recs, scores = model.recommend(test.inputs, k=k, exclude_seen=True)
+    recs, scores = model.recommend(
+        inputs, k=k, exclude_seen=True, candidates=allowed, exclude=test.inputs
+    )
     seconds = time.perf_counter() - started
-    per_user = M.topn_metrics(recs, test.check, k=k)
+    per_user = M.topn_metrics(recs, relevant(test.check, mode), k=k)
     popularity = np.bincount(data.train.indices, minlength=data.train.shape[1])
     per_user["avg_popularity"] = M.mean_popularity(recs, popularity)
     per_user["novelty"] = M.novelty(recs, popularity, data.train.shape[0])
@@ -144,11 +165,14 @@ def evaluate_models(
     model_dir: str | Path = DEFAULT_MODEL_DIR,
     reports_dir: str | Path = DEFAULT_REPORTS_DIR,
     params: dict[str, dict[str, Any]] | None = None,
+    mode: str = "best",
+    min_engagement: int = MIN_ENGAGEMENT,
     n_boot: int = 1000,
     echo: Callable[[str], None] = print,
 ) -> list[EvalResult]:
     """Evaluate each model on the test users of the split; print and write the comparison."""
     check_tag(tag)
+    check_mode(mode)
     if model_types == ["all"]:
         model_types = model_names()
     for t in model_types:
@@ -168,22 +192,31 @@ def evaluate_models(
         f"{data.test.check.nnz:,} check ratings"
     )
     protocol = split.params.protocol
+    allowed = candidates(data.train, mode, min_engagement)
+    if allowed is not None:
+        echo(
+            f"Worst mode: ranking {int(allowed.sum()):,} of {len(allowed):,} items with >= "
+            f"{min_engagement} ratings; relevant = {relevant(data.test.check, mode).nnz:,} "
+            f"held-out ratings <= {LOW:g}"
+        )
     results: list[EvalResult] = []
     for model_type in model_types:
-        path = model_path(model_dir, tag, protocol, model_type)
+        path = model_path(model_dir, tag, protocol, model_type, mode)
         with PeakRSS() as mem:
-            saved = load_saved_model(path, data)
+            saved = load_saved_model(path, data, mode)
             if saved is not None:
                 model, fit_seconds = saved
                 source = "saved"
             else:
-                model, fit_seconds = fit_model(data, model_type, (params or {}).get(model_type))
+                model, fit_seconds = fit_model(
+                    data, model_type, (params or {}).get(model_type), mode
+                )
                 source = "fitted"
-            per_user, recs, scores, rec_seconds = evaluate_model(model, data, k)
-            rating = _rating_metrics(model, data)
+            per_user, recs, scores, rec_seconds = evaluate_model(model, data, k, mode, allowed)
+            rating = _rating_metrics(model, data, mode)
             per_user["auc"] = np.concatenate(
                 [
-                    _auc(model, data, AUC_USERS),
+                    _auc(model, data, AUC_USERS, mode, allowed),
                     np.full(max(0, data.test.n_users - AUC_USERS), np.nan),
                 ]
             )
@@ -193,9 +226,9 @@ def evaluate_models(
         metrics.update(rating)
         metrics["coverage"] = M.catalog_coverage(recs, len(data.items))
         ci = {name: M.bootstrap_ci(per_user[name], n_boot=n_boot) for name in TOPN}
-        out_dir = Path(reports_dir) / tag / protocol / model_type
+        out_dir = Path(reports_dir) / tag / protocol / model_key(model_type, mode)
         res = EvalResult(
-            model=model_type,
+            model=model_key(model_type, mode),
             k=k,
             source=source,
             metrics=metrics,
@@ -218,7 +251,7 @@ def evaluate_models(
         r.p_vs_best = (
             math.nan if r is best else M.paired_test(r.per_user["ndcg"], best.per_user["ndcg"])
         )
-        _write_metrics(r, best, split, data)
+        _write_metrics(r, best, split, data, mode, min_engagement)
     for line in format_table(results, best):
         echo(line)
     if results and results[0].n_skipped:
@@ -230,7 +263,9 @@ def evaluate_models(
     return results
 
 
-def _write_metrics(r: EvalResult, best: EvalResult, split: Any, data: SplitData) -> None:
+def _write_metrics(
+    r: EvalResult, best: EvalResult, split: Any, data: SplitData, mode: str, min_engagement: int
+) -> None:
     def clean(x: float) -> float | None:
         return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
@@ -238,6 +273,8 @@ def _write_metrics(r: EvalResult, best: EvalResult, split: Any, data: SplitData)
         "deepcart_version": __version__,
         "model": r.model,
         "k": r.k,
+        "mode": mode,
+        "min_engagement": min_engagement if mode == "worst" else None,
         "split": split.params.protocol,
         "split_id": split_id(split),
         "split_params": split.params.__dict__,

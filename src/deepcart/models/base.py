@@ -62,6 +62,9 @@ class Recommender(ABC):
     name: ClassVar[str]
     #: Whether ``predict`` gives ratings (RMSE, MAE and Pearson r are reported for those).
     predicts_ratings: ClassVar[bool] = False
+    #: "explicit" models learn from rating values; "implicit" ones from which items a user
+    #: interacted with (values, when used, are confidences). See :mod:`deepcart.modes`.
+    feedback: ClassVar[str] = "implicit"
     #: Users scored per block in ``recommend`` (bounds memory: block x n_items floats).
     batch_size: ClassVar[int] = 1024
 
@@ -116,17 +119,26 @@ class Recommender(ABC):
         k: int = 10,
         exclude_seen: bool = True,
         candidates: Any = None,
+        exclude: Any = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores for each row of ``user_items``, best first.
 
         ``candidates`` restricts the ranking to a set of items (an array of item indices or a
-        boolean mask over items); items outside it are never returned. Rows with fewer than
-        ``k`` eligible items are padded with index -1 and score -inf.
+        boolean mask over items); items outside it are never returned. ``exclude`` is an extra
+        sparse (n_rows, n_items) matrix of items never to return (for example everything a user
+        rated, when ``user_items`` holds only their low ratings in worst mode). Rows with fewer
+        than ``k`` eligible items are padded with index -1 and score -inf.
         """
         self._check_fitted()
         x = as_csr(user_items, n_items=self.n_items_)
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InputError(f"k: expected a positive integer, got {k!r}")
+        if exclude is not None:
+            exclude = as_csr(exclude, name="exclude", n_items=self.n_items_)
+            if exclude.shape[0] != x.shape[0]:
+                raise InputError(
+                    f"exclude: has {exclude.shape[0]} rows but user_items has {x.shape[0]}"
+                )
         allowed = self._candidate_mask(candidates)
         idx_out = np.full((x.shape[0], int(k)), -1, dtype=np.int64)
         score_out = np.full((x.shape[0], int(k)), -np.inf, dtype=np.float64)
@@ -135,7 +147,11 @@ class Recommender(ABC):
             scores = np.asarray(self._score(block), dtype=np.float64)
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
-            idx, top = top_k(scores, int(k), exclude=block if exclude_seen else None)
+            mask = block if exclude_seen else None
+            if exclude is not None:
+                extra = exclude[start : start + self.batch_size]
+                mask = extra if mask is None else (mask + extra).tocsr()
+            idx, top = top_k(scores, int(k), exclude=mask)
             idx_out[start : start + len(idx)] = idx
             score_out[start : start + len(idx)] = top
         return idx_out, score_out
