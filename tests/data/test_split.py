@@ -26,8 +26,15 @@ def dataset(tmp_path: Path) -> Path:
             rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), ts))
     rev = write_reviews(tmp_path / "r.parquet", rows)
     out = tmp_path / "processed"
-    build_dataset(reviews_file=rev, items_file=None, output_dir=out, tag="t",
-                  min_interactions=1, min_ratings=1, echo=lambda s: None)
+    build_dataset(
+        reviews_file=rev,
+        items_file=None,
+        output_dir=out,
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
     return out
 
 
@@ -55,9 +62,11 @@ def test_users_protocol_is_strong_generalization(dataset: Path) -> None:
     assert set(parts["test_check"]["parent_asin"].to_pylist()) <= train_items
     # Every row is accounted for.
     c = s.counts
-    assert sum(c[p] if p != "train" else c["train_ratings"] for p in PARTS) + c[
-        "dropped_unknown_items"
-    ] == c["dataset_ratings"]
+    assert (
+        sum(c[p] if p != "train" else c["train_ratings"] for p in PARTS)
+        + c["dropped_unknown_items"]
+        == c["dataset_ratings"]
+    )
     assert lines[0] == "User splits:" and lines[1].startswith(" train : ")
 
 

@@ -62,7 +62,9 @@ class SplitParams:
 
     def validate(self) -> None:
         if self.protocol not in PROTOCOLS:
-            raise InputError(f"--split: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+            raise InputError(
+                f"--split: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
+            )
         if not 0 < self.holdout < 1:
             raise InputError(f"--holdout: expected a fraction in (0, 1), got {self.holdout}")
         if self.holdout_by not in ("random", "time"):
@@ -269,7 +271,8 @@ def make_split(
         counts[f"{part}_users"] = len(
             pc.unique(
                 pa.chunked_array(
-                    parts[f"{part}_input"]["user_id"].chunks + parts[f"{part}_check"]["user_id"].chunks,
+                    parts[f"{part}_input"]["user_id"].chunks
+                    + parts[f"{part}_check"]["user_id"].chunks,
                     type=pa.string(),
                 )
             )
