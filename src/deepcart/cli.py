@@ -252,6 +252,24 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from deepcart.recommend import recommend_users
+
+    recommend_users(
+        data_dir=args.data_dir,
+        tag=args.data_tag,
+        model_type=args.type,
+        out=args.out,
+        k=args.k,
+        mode=args.mode,
+        split=args.split,
+        users_file=args.users,
+        model_dir=args.model_dir,
+        min_engagement=args.min_engagement,
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -435,6 +453,37 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split(p)
     _add_common(p)
     p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser(
+        "recommend",
+        help="write the top-K for every known user (or a list) to Parquet or CSV",
+        description="Use the production model (trained with --split none) unless --split names "
+        "another, and write user_id, parent_asin, rank, score for every known user or the "
+        "listed ones; in worst mode each row carries its most helpful low-rated review.\n\n"
+        "example: deepcart recommend --data-tag quickstart --type popular --k 10 "
+        "--out recs.parquet",
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p)
+    p.add_argument("--type", required=True, choices=list(REGISTRY), help="model")
+    p.add_argument("--k", type=_positive_int, default=10, help="recommendations per user")
+    _add_mode(p)
+    p.add_argument(
+        "--split",
+        choices=["none", "users", "last-out", "timestamp", "random"],
+        default="none",
+        help="which trained model: none = the production model on all data",
+    )
+    p.add_argument("--users", type=Path, default=None, help="file of user ids (default: all)")
+    p.add_argument("--out", type=Path, required=True, help="output file, .parquet or .csv")
+    p.add_argument(
+        "--min-engagement",
+        type=_positive_int,
+        default=10,
+        help="worst mode: rank only items with at least this many ratings",
+    )
+    _add_common(p)
+    p.set_defaults(func=_cmd_recommend)
 
     p = sub.add_parser(
         "quickstart",

@@ -99,6 +99,9 @@ class Split:
             f"{'User' if self.params.protocol == 'users' else self.params.protocol} splits:",
             f" train : {c['train_users']:,} users @ {c['train_ratings']:,} ratings",
         ]
+        if self.params.protocol == "none":
+            lines[0] = "Split 'none': every rating is training data"
+            return lines
         for part in ("val", "test"):
             lines += [
                 f" {part:<5} : {c[f'{part}_users']:,} users @ "

@@ -1,0 +1,157 @@
+"""`deepcart recommend`: the top-K for every known user (or a list of them), written to a file.
+
+Uses the production model (trained with ``--split none``) unless another split is named. Known
+users are the users of that split's training data; their seen items are excluded. In worst mode
+only engaged items are ranked and each recommendation carries its most helpful low-rated review.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from deepcart.data.matrix import IdIndex, interactions
+from deepcart.data.mining import excerpt, worst_reviews
+from deepcart.data.paths import DEFAULT_MODEL_DIR, require_dataset
+from deepcart.data.split import load_split
+from deepcart.errors import InputError
+from deepcart.fsutil import atomic_path
+from deepcart.models.base import Recommender
+from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, model_input
+from deepcart.training import model_path
+
+
+@dataclass
+class RecommendResult:
+    out: Path
+    n_users: int
+    n_rows: int
+    unknown_users: int
+    seconds: float
+
+
+def load_model_items(path: Path) -> tuple[Recommender, IdIndex]:
+    """A saved model and the parent_asin of each of its item indices."""
+    model = Recommender.load(path)
+    try:
+        ids = pq.read_table(path / "items.parquet")["parent_asin"].combine_chunks()
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing items.parquet (retrain the model)") from None
+    if len(ids) != model.n_items_:
+        raise InputError(
+            f"{path}: items.parquet lists {len(ids)} items, the model {model.n_items_}"
+        )
+    return model, IdIndex(ids)
+
+
+def require_model(model_dir: str | Path, tag: str, split: str, model_type: str, mode: str) -> Path:
+    path = model_path(model_dir, tag, split, model_type, mode)
+    if not (path / "model.json").is_file():
+        flags = f" --split {split}" + (" --mode worst" if mode == "worst" else "")
+        raise InputError(
+            f"no trained {model_type!r} model for dataset {tag!r} at {path}; train it with: "
+            f"deepcart train --data-tag {tag} --type {model_type}{flags}"
+        )
+    return path
+
+
+def read_user_list(path: str | Path) -> list[str]:
+    """User ids from a text file (one per line), a CSV with a user_id column, or Parquet."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--users: no such file: {p}")
+    if p.suffix == ".parquet":
+        table = pq.read_table(p)
+        if "user_id" not in table.column_names:
+            raise InputError(f"--users: {p} has no user_id column")
+        return table["user_id"].to_pylist()
+    lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    lines = [line for line in lines if line]
+    if lines and lines[0].split(",")[0] == "user_id":
+        return [line.split(",")[0] for line in lines[1:]]
+    return lines
+
+
+def recommend_users(
+    *,
+    data_dir: str | Path,
+    tag: str,
+    model_type: str,
+    out: str | Path,
+    k: int = 10,
+    mode: str = "best",
+    split: str = "none",
+    users_file: str | Path | None = None,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    min_engagement: int = MIN_ENGAGEMENT,
+    echo: Callable[[str], None] = print,
+) -> RecommendResult:
+    check_mode(mode)
+    out = Path(out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise InputError(f"--out: expected a .parquet or .csv file name, got {out}")
+    if k < 1:
+        raise InputError(f"--k: expected a positive integer, got {k}")
+    paths = require_dataset(data_dir, tag)
+    model, items = load_model_items(require_model(model_dir, tag, split, model_type, mode))
+    train = load_split(data_dir, tag, split).read("train")
+    x_all, users = interactions(train, items)
+    unknown = 0
+    if users_file is not None:
+        wanted = read_user_list(users_file)
+        idx = users.lookup(pa.array(wanted, pa.string()))
+        unknown = int((idx < 0).sum())
+        rows = idx[idx >= 0]
+        if unknown:
+            echo(f"Skipping {unknown:,} of {len(wanted):,} listed users unknown to the model")
+    else:
+        rows = np.arange(len(users))
+    x = x_all[rows]
+    allowed = candidates(x_all, mode, min_engagement)
+    started = time.perf_counter()
+    recs, scores = model.recommend(
+        model_input(x, mode, model.feedback), k=k, candidates=allowed, exclude=x
+    )
+    seconds = time.perf_counter() - started
+    valid = (recs >= 0).ravel()
+    table = pa.table(
+        {
+            "user_id": users.ids.take(pa.array(np.repeat(rows, k)[valid])),
+            "parent_asin": items.ids.take(pa.array(recs.ravel()[valid])),
+            "rank": pa.array(np.tile(np.arange(1, k + 1), len(rows))[valid], pa.int32()),
+            "score": pa.array(scores.ravel()[valid], pa.float64()),
+        }
+    )
+    if mode == "worst":
+        table = _with_worst_reviews(table, paths.reviews)
+    with atomic_path(out, suffix=out.suffix) as tmp:
+        if out.suffix == ".parquet":
+            pq.write_table(table, tmp, compression="zstd")
+        else:
+            pacsv.write_csv(table, tmp)
+    echo(
+        f"Wrote {table.num_rows:,} recommendations for {len(rows):,} users to {out} "
+        f"({seconds:.2f} s, {len(rows) / max(seconds, 1e-9):,.0f} users/s)"
+    )
+    return RecommendResult(out, len(rows), table.num_rows, unknown, seconds)
+
+
+def _with_worst_reviews(table: pa.Table, reviews: Path) -> pa.Table:
+    mined = worst_reviews(reviews)
+    idx = pc.index_in(table["parent_asin"], value_set=mined["parent_asin"])
+    take = mined.take(idx)
+    texts = take["review_text"].to_pylist()
+    return (
+        table.append_column("review_title", take["review_title"])
+        .append_column("review_excerpt", pa.array([excerpt(t) if t else None for t in texts]))
+        .append_column("review_rating", take["review_rating"])
+        .append_column("review_helpful_vote", take["review_helpful_vote"])
+    )
