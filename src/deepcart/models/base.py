@@ -65,8 +65,8 @@ class Recommender(ABC):
     #: "explicit" models learn from rating values; "implicit" ones from which items a user
     #: interacted with (values, when used, are confidences). See :mod:`deepcart.modes`.
     feedback: ClassVar[str] = "implicit"
-    #: Users scored per block in ``recommend`` (bounds memory: block x n_items floats).
-    batch_size: ClassVar[int] = 1024
+    #: Float32 scores per block in ``recommend`` (block rows x n_items); bounds its memory.
+    block_scores: ClassVar[int] = 1 << 24
 
     # ---------------------------------------------------------------- parameters
 
@@ -141,17 +141,22 @@ class Recommender(ABC):
                 )
         allowed = self._candidate_mask(candidates)
         idx_out = np.full((x.shape[0], int(k)), -1, dtype=np.int64)
-        score_out = np.full((x.shape[0], int(k)), -np.inf, dtype=np.float64)
-        for start in range(0, x.shape[0], self.batch_size):
-            block = x[start : start + self.batch_size]
-            scores = np.asarray(self._score(block), dtype=np.float64)
+        score_out = np.full((x.shape[0], int(k)), -np.inf, dtype=np.float32)
+        rows = self.block_rows()
+        for start in range(0, x.shape[0], rows):
+            block = x[start : start + rows]
+            # _score returns a fresh array, so masking happens in place (no extra copy).
+            scores = np.asarray(self._score(block), dtype=np.float32)
+            if not scores.flags.writeable:
+                scores = scores.copy()
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
-            mask = block if exclude_seen else None
-            if exclude is not None:
-                extra = exclude[start : start + self.batch_size]
-                mask = extra if mask is None else (mask + extra).tocsr()
-            idx, top = top_k(scores, int(k), exclude=mask)
+            for mask in (block if exclude_seen else None, exclude):
+                if mask is None:
+                    continue
+                m = mask[start : start + rows] if mask is exclude else mask
+                scores[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] = -np.inf
+            idx, top = top_k(scores, int(k))
             idx_out[start : start + len(idx)] = idx
             score_out[start : start + len(idx)] = top
         return idx_out, score_out
@@ -173,6 +178,10 @@ class Recommender(ABC):
         mask = np.zeros(self.n_items_, dtype=bool)
         mask[c] = True
         return mask
+
+    def block_rows(self) -> int:
+        """Rows scored at once: about ``block_scores`` floats per block, 16 to 2048 rows."""
+        return int(min(2048, max(16, self.block_scores // max(1, self.n_items_))))
 
     def predict(self, user_items: Any, items: Any) -> np.ndarray:
         """Predicted ratings for row ``i`` of ``user_items`` and item ``items[i]``."""
