@@ -21,6 +21,7 @@ def atomic_path(final: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary shared files
     tmp_path = Path(tmp)
     try:
         yield tmp_path
