@@ -1,0 +1,77 @@
+"""The `deepcart` command as a user meets it: help, version, quickstart, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from deepcart.cli import build_parser, main
+
+
+def _subcommands() -> list[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+def test_every_command_lists_its_options_with_defaults(capsys: pytest.CaptureFixture) -> None:
+    names = _subcommands()
+    assert {"synth", "download", "ingest", "build", "split", "train", "test", "recommend",
+            "quickstart"} <= set(names)  # fmt: skip
+    for name in names:
+        with pytest.raises(SystemExit) as exc:
+            main([name, "--help"])
+        assert exc.value.code == 0
+        out = capsys.readouterr().out
+        assert "example:" in out, name
+        # Every option with a value shows its default.
+        parser = build_parser()
+        sub = next(a for a in parser._actions if a.dest == "command").choices[name]
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False, "==SUPPRESS=="):
+                assert "(default:" in out, (name, action.dest)
+
+
+def test_module_entry_point_and_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "deepcart", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.startswith("deepcart ")
+
+
+def test_unknown_command_and_bad_value_exit_2(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["synth", "--users", "many"])
+    assert exc.value.code == 2 and "--users" in capsys.readouterr().err
+
+
+def test_quickstart_small(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(
+        ["quickstart", "--workdir", str(tmp_path), "--users", "300", "--items", "120",
+         "--reviews", "3000", "--quiet"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0, out
+    ds = tmp_path / "data" / "processed" / "quickstart"
+    assert (ds / "manifest.json").is_file()
+    assert pq.read_table(ds / "reviews.parquet").num_rows > 1000
+    assert "Next:" in out and "Wrote 'quickstart' dataset" in out
+
+
+def test_ingest_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"rating": 5.0, "user_id": "A", "parent_asin": "B", "timestamp": 1}\n{"rating": oops}\n'
+    )
+    code = main(["ingest", str(bad), "--output-dir", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"{bad}:2:" in err
+    assert not (tmp_path / "out" / "bad.parquet").exists()
