@@ -14,8 +14,8 @@ from deepcart.models.base import NotFittedError, Recommender
 
 #: Models that cannot learn structure by design (the floor).
 NON_LEARNING = {"random"}
-#: Models that learn item popularity only, the same list for everyone.
-NON_PERSONALIZED = {"popular"}
+#: Models that rank every user's items the same way (popularity or item rating).
+NON_PERSONALIZED = {"popular", "naive", "weighted-rating", "baseline"}
 
 
 def planted(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp.csr_matrix:
@@ -33,6 +33,30 @@ def planted(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp.csr_matr
             rows.append(u)
             cols.append(i)
             vals.append(float(rng.integers(4, 6)))
+    return sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
+
+
+def planted_explicit(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp.csr_matrix:
+    """``planted`` with ratings that carry the structure, for ``feedback == "explicit"`` models
+    (they learn from rating values, not from which items were rated): the planted popular items
+    0 and n_items // 2 always get 5 stars, a user's other picks in their own half 4-5 stars, and
+    each user also rates 3 items of the other half (its popular item included) with 1-2 stars."""
+    rng = np.random.default_rng(seed)
+    rows, cols, vals = [], [], []
+    half = n_items // 2
+    for u in range(n_users):
+        g = u % 2
+        items = rng.choice(np.arange(1, half), size=5, replace=False)
+        if u % 10:
+            items = np.r_[0, items]
+        for i in items:
+            rows.append(u)
+            cols.append(i + g * half)
+            vals.append(5.0 if i == 0 else float(rng.integers(4, 6)))
+        for i in rng.choice(half, size=3, replace=False):
+            rows.append(u)
+            cols.append(i + (1 - g) * half)
+            vals.append(float(rng.integers(1, 3)))
     return sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
 
 
@@ -56,8 +80,9 @@ def test_seen_items_never_returned(name: str) -> None:
 def test_planted_structure_is_recovered(name: str) -> None:
     if name in NON_LEARNING:
         pytest.skip(f"{name} does not learn by design")
-    x = planted()
-    model = create(name).fit(x)
+    model = create(name)
+    x = planted_explicit() if model.feedback == "explicit" else planted()
+    model.fit(x)
     half = x.shape[1] // 2
     if name in NON_PERSONALIZED:
         idx, _ = model.recommend(sp.csr_matrix((1, x.shape[1])), k=2)

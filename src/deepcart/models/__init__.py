@@ -16,6 +16,14 @@ from deepcart.errors import InputError
 REGISTRY: dict[str, tuple[str, str]] = {
     "random": ("deepcart.models.random", "RandomModel"),
     "popular": ("deepcart.models.popular", "PopularModel"),
+    "naive": ("deepcart.models.naive", "NaiveModel"),
+    "weighted-rating": ("deepcart.models.weighted_rating", "WeightedRatingModel"),
+    "baseline": ("deepcart.models.baseline", "BaselineModel"),
+    "svd": ("deepcart.models.svd", "SVDModel"),
+    "itemknn": ("deepcart.models.knn", "ItemKNN"),
+    "userknn": ("deepcart.models.knn", "UserKNN"),
+    "als": ("deepcart.models.als", "ALSModel"),
+    "ease": ("deepcart.models.ease", "EASEModel"),
 }
 
 

@@ -1,0 +1,428 @@
+"""``als``: implicit-feedback matrix factorization by alternating least squares.
+
+References:
+    Y. Hu, Y. Koren, C. Volinsky (2008). Collaborative Filtering for Implicit Feedback Datasets.
+    ICDM 2008. (The model, the confidence weighting and the ``Y^T Y`` trick.)
+
+    G. Takács, I. Pilászy, D. Tikk (2011). Applications of the Conjugate Gradient Method for
+    Implicit Feedback Collaborative Filtering. RecSys 2011. (A few warm-started CG steps per
+    half-sweep instead of an exact solve.)
+
+The model. Every (user ``u``, item ``i``) pair has a preference and a confidence::
+
+    p_ui = 1 if u interacted with i, else 0
+    c_ui = 1 + alpha * r_ui                  confidence="linear" (default)
+    c_ui = 1 + alpha * log(1 + r_ui / eps)   confidence="log"
+    c_ui = 1                                 for pairs without an interaction
+
+where ``r_ui`` is the input value (the rating in best mode, ``6 - r`` for a low rating in worst
+mode; see :mod:`deepcart.modes`), or 1 for every interaction when ``use_rating_values=False``.
+ALS minimises, over user factors ``X`` (n_users x f) and item factors ``Y`` (n_items x f)::
+
+    L(X, Y) = sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + regularization * (|X|_F^2 + |Y|_F^2)
+
+by alternating exact minimisations: with ``Y`` fixed, each ``x_u`` solves the ridge system::
+
+    (Y^T Y + Y^T (C_u - I) Y + regularization I) x_u = Y^T C_u p_u
+
+``Y^T Y`` is shared by all users and ``C_u - I`` is zero outside u's items, so a row costs
+``O(n_u f^2)`` (or ``O(n_u f)`` per CG step) rather than ``O(n_items f^2)``; then the same with
+``X`` fixed for the items. Training solves the systems of all rows at once with ``cg_steps``
+vectorised conjugate-gradient steps warm-started from the previous factors (each CG step lowers
+the row's quadratic, so the loss never goes up); ``cg_steps=0`` solves them exactly instead.
+
+Fold-in. A scored row (a known user or a brand-new one) gets its factor vector from the exact
+user step above against the fixed item factors, then ``score_ui = x_u . y_i``. A row without
+interactions has no signal (``x_u = 0``); it gets the training popularity instead. Each row is
+solved on its own, so a batch equals one-by-one calls.
+
+Speed (``benchmarks/als.py``): this numpy/scipy implementation against ``implicit`` on the same
+data; the figures are in the module's benchmark output and the project's benchmark notes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from deepcart.errors import InputError
+from deepcart.models.base import Recommender
+
+log = logging.getLogger(__name__)
+
+#: Elements in one temporary (nnz x factors) array of the exact solves (bounds memory: 256 MB).
+_BLOCK_ELEMENTS = 1 << 25
+#: Elements in one (nnz x factors) array of a CG block (1 MB in float32: stays in cache).
+_CG_BLOCK_ELEMENTS = 1 << 18
+CONFIDENCES = ("linear", "log")
+BACKENDS = ("auto", "implicit", "numpy")
+
+
+def implicit_available() -> bool:
+    """Whether the ``implicit`` package (the fast training backend) can be imported."""
+    return importlib.util.find_spec("implicit") is not None
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[Any]:
+    """Hold BLAS to one thread while training (only small ``f x f`` products go to BLAS; a BLAS
+    thread pool next to implicit's threads, or on a busy machine, slows ALS down several times,
+    as implicit warns). A no-op without threadpoolctl (installed with implicit)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InputError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any, minimum: float, strict: bool) -> float:
+    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > minimum if strict else v >= minimum)
+    if not ok:
+        op = ">" if strict else ">="
+        raise InputError(f"{name}: expected a finite number {op} {minimum}, got {value!r}")
+    return float(value)
+
+
+# ------------------------------------------------------------------------------ solvers
+
+
+def _row_blocks(indptr: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
+    """Consecutive row ranges holding at most ``budget`` nonzeros (or a single row)."""
+    n = len(indptr) - 1
+    start = 0
+    while start < n:
+        stop = int(np.searchsorted(indptr, indptr[start] + budget, side="right")) - 1
+        stop = min(max(stop, start + 1), n)
+        yield start, stop
+        start = stop
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", a, b)
+
+
+def _cg_sweep(c: sp.csr_matrix, x: np.ndarray, y: np.ndarray, gram: np.ndarray, steps: int) -> None:
+    """``steps`` CG steps on every row's system, warm-started from ``x`` (updated in place).
+
+    ``c`` holds the confidences ``c_ui`` of the observed pairs (rows of ``x``, columns of
+    ``y``); ``gram = Y^T Y + regularization I``. Rows advance together in cache-sized blocks:
+    ``A p`` is ``p @ gram`` plus a sparse ``(c - 1) (y_i . p) y_i`` correction, ``O(nnz f)``.
+    """
+    for start, stop in _row_blocks(c.indptr, max(1, _CG_BLOCK_ELEMENTS // y.shape[1])):
+        _cg_block(c[start:stop], x[start:stop], y, gram, steps)
+
+
+def _cg_block(c: sp.csr_matrix, x: np.ndarray, y: np.ndarray, gram: np.ndarray, steps: int) -> None:
+    counts = np.diff(c.indptr)
+    yg = y[c.indices]
+    w = c.data - 1.0
+    correction = c.copy()
+
+    def apply(p: np.ndarray) -> np.ndarray:
+        correction.data = _rowdot(np.repeat(p, counts, axis=0), yg) * w
+        out = p @ gram
+        out += correction @ y
+        return out
+
+    r = c @ y - apply(x)
+    p = r.copy()
+    rs = _rowdot(r, r)
+    for _ in range(steps):
+        ap = apply(p)
+        pap = _rowdot(p, ap)
+        a = np.divide(rs, pap, out=np.zeros_like(rs), where=pap > 0)
+        x += a[:, None] * p
+        r -= a[:, None] * ap
+        rs_new = _rowdot(r, r)
+        beta = np.divide(rs_new, rs, out=np.zeros_like(rs), where=rs > 0)
+        p *= beta[:, None]
+        p += r
+        rs = rs_new
+
+
+def _exact_solve(c: sp.csr_matrix, y: np.ndarray, gram: np.ndarray) -> np.ndarray:
+    """Exact ``x_u`` for every row of ``c`` (confidences) against fixed ``y`` (float64).
+
+    Rows are grouped by their number of interactions rounded up to a power of two and padded
+    with zeros to it, so each group is one batched ``Y_u^T (C_u - I) Y_u`` product and one
+    batched solve; a row's result depends only on the row (batch equals one-by-one).
+    """
+    n, f = c.shape[0], y.shape[1]
+    out = np.zeros((n, f), dtype=np.float64)
+    counts = np.diff(c.indptr)
+    nonempty = counts > 0
+    if not nonempty.any():
+        return out
+    length = np.ones(n, dtype=np.int64)
+    length[nonempty] = 1 << np.ceil(np.log2(counts[nonempty])).astype(np.int64)
+    for size in np.unique(length[nonempty]):
+        members = np.flatnonzero(nonempty & (length == size))
+        per = max(1, _BLOCK_ELEMENTS // int(size * f))
+        for b in range(0, len(members), per):
+            chunk = members[b : b + per]
+            cnt = counts[chunk]
+            m = len(chunk)
+            pos = np.repeat(np.arange(m), cnt)
+            within = np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            src = np.repeat(c.indptr[chunk], cnt) + within
+            yp = np.zeros((m, int(size), f), dtype=np.float64)
+            yp[pos, within] = y[c.indices[src]]
+            conf = np.zeros((m, 1, int(size)), dtype=np.float64)
+            conf[pos, 0, within] = c.data[src]
+            weight = np.zeros((m, int(size), 1), dtype=np.float64)
+            weight[pos, within, 0] = c.data[src] - 1.0
+            a = gram + np.matmul((yp * weight).transpose(0, 2, 1), yp)
+            rhs = np.matmul(conf, yp).transpose(0, 2, 1)
+            out[chunk] = np.linalg.solve(a, rhs)[:, :, 0]
+    return out
+
+
+# ------------------------------------------------------------------------------ model
+
+
+class ALSModel(Recommender):
+    """Implicit-feedback ALS (Hu, Koren & Volinsky 2008); see the module docstring.
+
+    Hyperparameters (keyword-only):
+        factors: latent dimension ``f``.
+        regularization: ``lambda`` on both factor matrices (> 0: fold-in solves must be
+            well-posed).
+        alpha: confidence slope (``c = 1 + alpha r``).
+        iterations: alternating sweeps (user step + item step).
+        confidence: ``"linear"`` (``1 + alpha r``) or ``"log"`` (``1 + alpha log(1 + r / eps)``).
+        eps: the scale of the log confidence.
+        use_rating_values: use the input value as ``r``; ``False``: ``r = 1`` for every
+            interaction (then the confidence is the same ``1 + alpha`` everywhere).
+        cg_steps: conjugate-gradient steps per row per half-sweep in training; 0 = exact solve.
+        backend: who runs the training sweeps: ``"implicit"`` (the ``implicit`` library's
+            multithreaded C++ solvers, several times faster: ``benchmarks/als.py``),
+            ``"numpy"`` (vectorised numpy/scipy here) or ``"auto"`` (implicit when installed,
+            else numpy). Both solve the same problem from the same initial factors, so they give
+            the same model up to float rounding; fold-in, scoring and save/load are ours either
+            way (a saved model loads without implicit).
+        seed: seeds the initial factors; the same seed gives the same factors (on CPU).
+
+    Learned: ``item_factors_`` (n_items x f, float32), ``item_counts_`` (training interactions
+    per item, the cold-start fallback), ``user_factors_`` (training users; not saved: scoring
+    folds rows in).
+    """
+
+    name = "als"
+    feedback = "implicit"
+
+    def __init__(
+        self,
+        *,
+        factors: int = 64,
+        regularization: float = 10.0,
+        alpha: float = 2.0,
+        iterations: int = 15,
+        confidence: str = "linear",
+        eps: float = 1.0,
+        use_rating_values: bool = False,
+        cg_steps: int = 3,
+        backend: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha
+        self.iterations = iterations
+        self.confidence = confidence
+        self.eps = eps
+        self.use_rating_values = use_rating_values
+        self.cg_steps = cg_steps
+        self.backend = backend
+        self.seed = seed
+
+    # ---------------------------------------------------------------- helpers
+
+    def _validate(self) -> None:
+        _check_int("factors", self.factors, 1)
+        _check_float("regularization", self.regularization, 0.0, strict=True)
+        _check_float("alpha", self.alpha, 0.0, strict=False)
+        _check_int("iterations", self.iterations, 1)
+        if self.confidence not in CONFIDENCES:
+            raise InputError(
+                f"confidence: expected one of {', '.join(CONFIDENCES)}, got {self.confidence!r}"
+            )
+        _check_float("eps", self.eps, 0.0, strict=True)
+        if not isinstance(self.use_rating_values, bool | np.bool_):
+            raise InputError(
+                f"use_rating_values: expected true or false, got {self.use_rating_values!r}"
+            )
+        _check_int("cg_steps", self.cg_steps, 0)
+        if self.backend not in BACKENDS:
+            raise InputError(
+                f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.backend == "implicit" and not implicit_available():
+            raise InputError(
+                "backend: 'implicit' needs the implicit package (pip install implicit); "
+                "use 'numpy' or 'auto'"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise InputError(f"seed: expected an integer, got {self.seed!r}")
+
+    def confidences(self, x: sp.csr_matrix, dtype: Any = np.float32) -> sp.csr_matrix:
+        """``x`` with its stored values replaced by the confidences ``c_ui`` (zeros dropped)."""
+        x = sp.csr_matrix(x, dtype=np.float64, copy=True)
+        x.eliminate_zeros()
+        if x.nnz and x.data.min() < 0:
+            raise InputError(
+                "user_items: ALS needs non-negative values (ratings or weights), "
+                f"got {x.data.min()}"
+            )
+        r = x.data if self.use_rating_values else np.ones_like(x.data)
+        if self.confidence == "linear":
+            x.data = 1.0 + self.alpha * r
+        else:
+            x.data = 1.0 + self.alpha * np.log1p(r / self.eps)
+        return x.astype(dtype)
+
+    def _gram(self, y: np.ndarray) -> np.ndarray:
+        y64 = y.astype(np.float64, copy=False)
+        return y64.T @ y64 + self.regularization * np.eye(y.shape[1])
+
+    # ---------------------------------------------------------------- fitting
+
+    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
+        self._validate()
+        cu = self.confidences(x)
+        n_users, n_items = cu.shape
+        f = int(self.factors)
+        # The same initial factors as implicit draws for this seed (it is handed these anyway).
+        rng = np.random.default_rng(int(self.seed))
+        users = rng.random((n_users, f), dtype=np.float32) * np.float32(0.01)
+        items = rng.random((n_items, f), dtype=np.float32) * np.float32(0.01)
+        use_implicit = self.backend == "implicit" or (
+            self.backend == "auto" and implicit_available()
+        )
+        with _one_blas_thread():
+            if use_implicit:
+                users, items = self._sweeps_implicit(cu, users, items)
+            else:
+                users, items = self._sweeps_numpy(cu, users, items)
+        self.user_factors_ = users
+        self.item_factors_ = items
+        self.item_counts_ = np.bincount(cu.indices, minlength=n_items).astype(np.float32)
+        self._prepare()
+
+    def _log_loss(self, it: int, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("als iteration %d: loss %.6g", it + 1, self._loss(cu, users, items))
+
+    def _sweeps_numpy(
+        self, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ci = cu.T.tocsr()
+        ci.sort_indices()
+        steps = int(self.cg_steps)
+        for it in range(int(self.iterations)):
+            if steps:
+                _cg_sweep(cu, users, items, self._gram(items).astype(np.float32), steps)
+                _cg_sweep(ci, items, users, self._gram(users).astype(np.float32), steps)
+            else:
+                users = _exact_solve(cu, items.astype(np.float64), self._gram(items))
+                users = users.astype(np.float32)
+                items = _exact_solve(ci, users.astype(np.float64), self._gram(users))
+                items = items.astype(np.float32)
+            self._log_loss(it, cu, users, items)
+        return users, items
+
+    def _sweeps_implicit(
+        self, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        lib = AlternatingLeastSquares(
+            factors=int(self.factors),
+            regularization=float(self.regularization),
+            alpha=1.0,  # cu already holds the confidences c_ui; implicit uses them as given
+            iterations=int(self.iterations),
+            use_cg=bool(self.cg_steps),
+            calculate_training_loss=False,
+            random_state=int(self.seed),
+        )
+        lib.cg_steps = int(self.cg_steps) or 3
+        lib.user_factors, lib.item_factors = users, items
+        lib.fit(
+            cu,
+            show_progress=False,
+            callback=lambda it, _s, _l: self._log_loss(it, cu, lib.user_factors, lib.item_factors),
+        )
+        return lib.user_factors, lib.item_factors
+
+    def _prepare(self) -> None:
+        self._y64 = self.item_factors_.astype(np.float64)
+        self._gram64 = self._gram(self.item_factors_)
+
+    def _loss(self, c: sp.csr_matrix, users: np.ndarray, items: np.ndarray) -> float:
+        u64, i64 = users.astype(np.float64), items.astype(np.float64)
+        observed = 0.0
+        f = u64.shape[1]
+        for start, stop in _row_blocks(c.indptr, max(1, _BLOCK_ELEMENTS // f)):
+            lo, hi = c.indptr[start], c.indptr[stop]
+            rows = np.repeat(np.arange(start, stop), np.diff(c.indptr[start : stop + 1]))
+            s = _rowdot(u64[rows], i64[c.indices[lo:hi]])
+            conf = c.data[lo:hi].astype(np.float64)
+            observed += float(np.sum(conf * (1.0 - s) ** 2 - s**2))
+        everything = float(np.sum((u64.T @ u64) * (i64.T @ i64)))
+        penalty = self.regularization * float(np.sum(u64**2) + np.sum(i64**2))
+        return observed + everything + penalty
+
+    def training_loss(self, user_items: Any) -> float:
+        """``L(X, Y)`` of the module docstring for the training users' factors on
+        ``user_items`` (the matrix passed to ``fit``): the quantity ALS minimises."""
+        self._check_fitted()
+        if not hasattr(self, "user_factors_"):
+            raise InputError("training_loss: needs a model fit in this process (user factors)")
+        c = self.confidences(sp.csr_matrix(user_items))
+        if c.shape != (self.user_factors_.shape[0], self.n_items_):
+            raise InputError(
+                f"user_items: expected shape {(self.user_factors_.shape[0], self.n_items_)}, "
+                f"got {c.shape}"
+            )
+        return self._loss(c, self.user_factors_, self.item_factors_)
+
+    # ---------------------------------------------------------------- inference
+
+    def fold_in(self, user_items: Any) -> np.ndarray:
+        """Factor vectors (n_rows x f, float64) of interaction rows: the exact user step."""
+        self._check_fitted()
+        c = self.confidences(sp.csr_matrix(user_items), dtype=np.float64)
+        return _exact_solve(c, self._y64, self._gram64)
+
+    def _score(self, x: sp.csr_matrix) -> np.ndarray:
+        c = self.confidences(x, dtype=np.float64)
+        scores = _exact_solve(c, self._y64, self._gram64) @ self._y64.T
+        scores[np.diff(c.indptr) == 0] = self.item_counts_  # no signal: popularity
+        return scores
+
+    # ---------------------------------------------------------------- persistence
+
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"item_factors_": self.item_factors_, "item_counts_": self.item_counts_}
+
+    def _set_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_factors_ = arrays["item_factors_"].astype(np.float32)
+        self.item_counts_ = arrays["item_counts_"].astype(np.float32)
+        self._prepare()
