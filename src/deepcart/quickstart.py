@@ -2,7 +2,9 @@
 
 It synthesizes a small Electronics category in the exact Amazon Reviews 2023 format under
 ``<workdir>/data/synthetic`` (never touching real downloads in data/raw), builds the tagged
-dataset ``quickstart`` under ``<workdir>/data/processed`` and says what to run next.
+dataset ``quickstart`` under ``<workdir>/data/processed``, evaluates every model side by side in
+best and worst mode (reports under ``<workdir>/reports``), trains the production model and
+writes recommendations for every user, then says what to run next.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deepcart.data.build import BuildReport, build_dataset
+from deepcart.data.split import SplitParams
 from deepcart.data.synth import synthesize
+from deepcart.eval.evaluate import evaluate_models
+from deepcart.recommend import recommend_users
+from deepcart.training import train_model
 
 
 def quickstart(
@@ -23,6 +29,7 @@ def quickstart(
     reviews: int = 40000,
     seed: int = 0,
     tag: str = "quickstart",
+    production: str = "als",
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> BuildReport:
@@ -32,7 +39,7 @@ def quickstart(
     raw_dir = root / "data" / "synthetic"
     data_dir = root / "data" / "processed"
     echo(
-        f"[1/2] Synthesizing {reviews:,} Electronics reviews by {users:,} users of "
+        f"[1/5] Synthesizing {reviews:,} Electronics reviews by {users:,} users of "
         f"{items:,} items (seed {seed})..."
     )
     synth = synthesize(
@@ -45,7 +52,7 @@ def quickstart(
         progress=progress,
     )
     echo(synth.summary())
-    echo("[2/2] Building the dataset...")
+    echo("[2/5] Building the dataset...")
     report = build_dataset(
         reviews_file=synth.reviews_path,
         items_file=synth.meta_path,
@@ -57,12 +64,48 @@ def quickstart(
         progress=progress,
         echo=echo,
     )
+    model_dir, reports_dir = root / "models", root / "reports"
+    common = dict(
+        data_dir=data_dir, tag=tag, split_params=SplitParams(seed=seed), model_dir=model_dir
+    )
+    echo("")
+    echo("[3/5] Evaluating every model on held-out users (best mode)...")
+    evaluate_models(model_types=["all"], reports_dir=reports_dir, echo=echo, **common)
+    echo("")
+    echo("[4/5] Worst mode: which engaged products will each user hate?")
+    evaluate_models(model_types=["all"], reports_dir=reports_dir, mode="worst", echo=echo, **common)
+    echo("")
+    echo(f"[5/5] Training the production model ({production}) and recommending for everyone...")
+    train_model(
+        data_dir=data_dir,
+        tag=tag,
+        model_type=production,
+        split_params=SplitParams(protocol="none"),
+        model_dir=model_dir,
+        echo=echo,
+    )
+    recs = root / "recommendations.parquet"
+    recommend_users(
+        data_dir=data_dir,
+        tag=tag,
+        model_type=production,
+        out=recs,
+        model_dir=model_dir,
+        echo=echo,
+    )
     elapsed = time.perf_counter() - started
     echo("")
     echo(f"Quickstart done in {elapsed:.1f} s. You now have:")
     echo(f"  raw files        {synth.reviews_path}, {synth.meta_path}")
     echo(f"  tagged dataset   {report.paths.root}/ (reviews.parquet, items.parquet, manifest.json)")
+    echo(f"  model reports    {reports_dir / tag}/ (metrics.json and recs.parquet per model)")
+    echo(f"  production model {model_dir / tag / 'none' / production}/")
+    echo(f"  recommendations  {recs}")
     echo("Next:")
+    echo(
+        f"  deepcart test --data-dir {data_dir} --data-tag {tag} --model-dir {model_dir} "
+        f"--type als,itemknn --split last-out"
+    )
     echo(
         f"  deepcart build --reviews-file {synth.reviews_path} --items-file {synth.meta_path} "
         f"--output-dir {data_dir} --tag mine --min-interactions 10 --min-ratings 20"

@@ -255,9 +255,10 @@ def evaluate_models(
     for line in format_table(results, best):
         echo(line)
     if results and results[0].n_skipped:
+        what = "check item known to train" if mode == "best" else "held-out low rating"
         echo(
-            f"{results[0].n_skipped:,} test users with no check item known to train were left "
-            "out of the scores."
+            f"{results[0].n_skipped:,} test users with no {what} were left out of the scores "
+            "(counted, not scored as 0)."
         )
     echo(f"Reports written to {Path(reports_dir) / tag / protocol}/")
     return results
