@@ -170,6 +170,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         seed=args.seed,
         k_core=args.k_core,
         on_bad_lines=args.on_bad_lines,
+        extra_reviews=args.extra_reviews,
         progress=not args.quiet,
         echo=print,
     )
@@ -372,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=DEFAULT_RAW_DIR / "Electronics.jsonl.gz",
         help="reviews: raw file or ingested Parquet",
+    )
+    p.add_argument(
+        "--extra-reviews",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="more reviews to add before deduplication, e.g. those the service stored "
+        "(deepcart export-reviews)",
     )
     p.add_argument(
         "--min-interactions", type=_positive_int, default=5, help="drop users with fewer reviews"

@@ -279,3 +279,26 @@ def test_cli_bad_flag_value_exit_2(capsys: pytest.CaptureFixture) -> None:
         main(["build", "--tag", "x", "--min-ratings", "-3"])
     assert exc.value.code == 2
     assert "--min-ratings" in capsys.readouterr().err
+
+
+def test_extra_reviews_are_added_before_dedup(tmp_path: Path) -> None:
+    rev = _toy(tmp_path)
+    extra = write_reviews(
+        tmp_path / "extra.parquet",
+        [("u9", "i1", 1, 7), ("u9", "i2", 2, 8), ("u1", "i1", 1, 0)],  # u1/i1 earlier: replaces
+    )
+    rep = build_dataset(
+        reviews_file=rev,
+        items_file=None,
+        output_dir=tmp_path / "out",
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        extra_reviews=[extra],
+        echo=lambda s: None,
+    )
+    keys = read_keys(rep.paths.reviews)
+    assert ("u9", "i1", 1.0, 7) in keys and ("u9", "i2", 2.0, 8) in keys
+    assert ("u1", "i1", 1.0, 0) in keys and ("u1", "i1", 5.0, 1) not in keys
+    assert rep.counts["reviews_read"] == 9 and rep.counts["duplicates_dropped"] == 1
+    assert rep.manifest["inputs"]["extra_reviews"][0]["sha256"]

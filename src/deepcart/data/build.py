@@ -136,6 +136,7 @@ def build_dataset(
     seed: int = 0,
     k_core: bool = False,
     on_bad_lines: str = "error",
+    extra_reviews: list[str | Path] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> BuildReport:
@@ -171,13 +172,27 @@ def build_dataset(
             reviews_file, "reviews", "--reviews-file", ingest_tmp, on_bad_lines, progress, echo
         )
         inputs: dict[str, Any] = {"reviews": rev_record}
+        review_files = [rev_parquet]
+        for n, extra in enumerate(extra_reviews or []):
+            extra_parquet, record = _resolve_input(
+                Path(extra),
+                "reviews",
+                "--extra-reviews",
+                ingest_tmp / f"extra{n}",
+                on_bad_lines,
+                progress,
+                echo,
+            )
+            review_files.append(extra_parquet)
+            inputs.setdefault("extra_reviews", []).append(record)
+            echo(f"Adding extra reviews from {extra}...")
         items_parquet = None
         if items_path is not None:
             items_parquet, inputs["items"] = _resolve_input(
                 items_path, "items", "--items-file", ingest_tmp, on_bad_lines, progress, echo
             )
         counts = run_build(
-            rev_parquet,
+            review_files,
             items_parquet,
             staging.reviews,
             staging.items,
@@ -205,6 +220,7 @@ def build_dataset(
                 "seed": seed,
                 "k_core": k_core,
                 "on_bad_lines": on_bad_lines,
+                "extra_reviews": [str(e) for e in extra_reviews or []],
             },
             "inputs": inputs,
             "counts": counts,

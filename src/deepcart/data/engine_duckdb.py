@@ -63,7 +63,7 @@ def _write(con: duckdb.DuckDBPyConnection, sql: str, kind: str, out: Path) -> in
 
 
 def run_build(
-    reviews: Path,
+    reviews: Path | list[Path],
     items: Path | None,
     out_reviews: Path,
     out_items: Path,
@@ -72,16 +72,24 @@ def run_build(
     temp_dir: Path,
     echo: Callable[[str], None] = print,
 ) -> dict[str, int]:
-    """Run the build on canonical Parquet inputs; write the two outputs; return every count."""
+    """Run the build on canonical Parquet inputs; write the two outputs; return every count.
+
+    ``reviews`` may be several files (the dataset's reviews, then extra reviews such as those
+    the service stored): they are read as one input in that order, so a duplicate (user, item)
+    with an equal timestamp keeps the one from the earlier file.
+    """
+    files = [reviews] if isinstance(reviews, Path) else list(reviews)
     con = duckdb.connect()
     con.execute(f"SET temp_directory = {_quote(temp_dir)}")
     con.execute("SET preserve_insertion_order = true")
     counts: dict[str, int] = {}
 
     con.execute(
-        f"""CREATE TEMP VIEW raw AS
-        SELECT {_REVIEW_COLS}, file_row_number AS ord
-        FROM read_parquet({_quote(reviews)}, file_row_number = true)"""
+        " UNION ALL ".join(
+            f"""SELECT {_REVIEW_COLS}, ({i}::BIGINT << 40) + file_row_number AS ord
+            FROM read_parquet({_quote(f)}, file_row_number = true)"""
+            for i, f in enumerate(files)
+        ).join(["CREATE TEMP VIEW raw AS ", ""])
     )
     counts["reviews_read"] = _one(con, "SELECT count(*) FROM raw")
     # Narrow working set: only keys, never the text columns, until the final write.
