@@ -64,7 +64,8 @@ def test_ease_memory_guard_says_how_much_and_what_to_do() -> None:
     with pytest.raises(InputError, match="max_items=10") as err:
         EASEModel(max_items=10).fit(x)
     msg = str(err.value)
-    assert "36 items" in msg and "GiB" in msg and "--min-ratings" in msg and "als" in msg
+    assert "36 items" in msg and "about 10.1 KiB" in msg and "--min-ratings" in msg
+    assert "--type als" in msg
     with pytest.raises(InputError, match=r"need about 6\.7 GiB .* only 1\.0 GiB is available"):
         EASEModel().check_memory(30_000, available=2**30)
     assert required_memory(30_000) == 2 * 4 * 30_000**2
@@ -172,6 +173,7 @@ def test_als_confidences() -> None:
         ({"cg_steps": -1}, "cg_steps"),
         ({"backend": "gpu"}, "backend"),
         ({"seed": "x"}, "seed"),
+        ({"seed": -1}, "seed"),
     ],
 )
 def test_als_validates_hyperparameters(params: dict, name: str) -> None:
@@ -184,3 +186,14 @@ def test_als_rejects_negative_values() -> None:
     x, _ = blocks()
     with pytest.raises(InputError, match="non-negative"):
         ALSModel().fit(-x)
+
+
+def test_als_falls_back_to_numpy_without_implicit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import deepcart.models.als as als
+
+    x, _ = blocks()
+    monkeypatch.setattr(als, "implicit_available", lambda: False)
+    model = ALSModel(factors=8).fit(x)
+    assert model.backend_ == "numpy"
+    with pytest.raises(InputError, match="^backend: 'implicit' needs the implicit package"):
+        ALSModel(backend="implicit").fit(x)
