@@ -116,6 +116,15 @@ _PILOT_REVIEWS = 20_000
 
 _T0 = datetime(2005, 1, 1, tzinfo=UTC).timestamp()  # first review
 _T1 = datetime(2023, 9, 15, tzinfo=UTC).timestamp()  # last review (the 2023 crawl)
+
+
+def _reflect(t: np.ndarray) -> np.ndarray:
+    """Fold times outside [_T0, _T1] back inside by reflection at the bounds."""
+    t = np.where(t > _T1, 2 * _T1 - t, t)
+    t = np.where(t < _T0, 2 * _T0 - t, t)
+    return np.clip(t, _T0, _T1)
+
+
 _T_ITEMS0 = datetime(2003, 1, 1, tzinfo=UTC).timestamp()  # earliest item launch
 _YEAR = 365.25 * 86400.0
 _GROWTH = 0.25  # yearly growth rate of review volume (and of launches) ...
@@ -1374,12 +1383,13 @@ class _ReviewBlock:
         ns = n_sent.tolist()
 
         # Timestamps (ms) around each user's activity centre, never before the item's launch.
-        t = users.centre[ru] + rng.normal(0.0, 1.0, n) * users.spread[ru]
-        t = np.clip(t, _T0, _T1)
+        # Times outside [_T0, _T1] are reflected back inside (clipping would pile them up on
+        # the last day).
+        t = _reflect(users.centre[ru] + rng.normal(0.0, 1.0, n) * users.spread[ru])
         launch = cat.launch[items]
         late = t < launch
         t[late] = launch[late] + rng.exponential(150 * 86400.0, int(late.sum()))
-        t = np.minimum(t, _T1 - rng.random(n) * 86400.0 * (t >= _T1))
+        t = _reflect(t)
         ts = (t * 1000.0).astype(np.int64).tolist()
 
         # Helpful votes: mostly 0, heavy tail, more for negative, long and old reviews.
