@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +31,11 @@ def _positive_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
     return value
+
+
+def _path_or_uri(text: str) -> Path | str:
+    """A local path, or a URI (s3a://, gs://, hdfs://, file://) kept as text (--engine spark)."""
+    return text if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text) else Path(text)
 
 
 def _csv_columns(text: str) -> list[str]:
@@ -101,6 +107,70 @@ def _add_mode(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_nn(p: argparse.ArgumentParser) -> None:
+    def at_least_one(text: str) -> int:
+        value = _positive_int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+        return value
+
+    p.add_argument(
+        "--nn-batch",
+        type=at_least_one,
+        default=None,
+        metavar="B",
+        help="neural models (autoencoder, dae, vae): users per mini-batch (their batch_size)",
+    )
+    p.add_argument(
+        "--nn-epochs",
+        type=at_least_one,
+        default=None,
+        metavar="E",
+        help="neural models: the most training epochs (their epochs; early stopping may stop "
+        "sooner)",
+    )
+
+
+def _nn_params(args: argparse.Namespace, types: list[str]) -> dict[str, dict[str, int]]:
+    """``--nn-batch``/``--nn-epochs`` as the hyperparameters of each neural model in ``types``."""
+    given = {
+        name: value
+        for name, value in (("batch_size", args.nn_batch), ("epochs", args.nn_epochs))
+        if value is not None
+    }
+    if not given:
+        return {}
+    from deepcart.models import model_class, model_names
+
+    names = model_names() if types == ["all"] else types
+    neural = [t for t in names if getattr(model_class(t), "neural", False)]
+    if not neural:
+        raise InputError(
+            "--nn-batch/--nn-epochs: apply to the neural models (autoencoder, dae, vae), "
+            f"not to {', '.join(repr(t) for t in names)}"
+        )
+    return {t: dict(given) for t in neural}
+
+
+def _merge_params(params: dict, nn: dict[str, int]) -> dict:
+    both = sorted(set(params) & set(nn))
+    if both:
+        raise InputError(
+            f"--params: {', '.join(both)} given twice (also by --nn-batch/--nn-epochs)"
+        )
+    return {**params, **nn}
+
+
+def _add_engine(p: argparse.ArgumentParser, choices: Sequence[str], help_: str) -> None:
+    p.add_argument("--engine", choices=list(choices), default=choices[0], help=help_)
+    p.add_argument(
+        "--spark-master",
+        default="local[*]",
+        help="Spark master URL for --engine spark (ignored under spark-submit, whose --master "
+        "wins); needs the 'spark' extra and Java 17+ (docs/scale.md)",
+    )
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
@@ -144,6 +214,18 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from deepcart.data.ingest import ingest_file
 
+    if args.engine == "spark":
+        from deepcart.data.engine_spark import ingest_files
+
+        for report in ingest_files(
+            args.files,
+            args.output_dir,
+            on_bad_lines=args.on_bad_lines,
+            csv_columns=args.csv_columns,
+            spark_master=args.spark_master,
+        ):
+            print(report.summary())
+        return 0
     for path in args.files:
         report = ingest_file(
             path,
@@ -173,6 +255,8 @@ def _cmd_build(args: argparse.Namespace) -> int:
         extra_reviews=args.extra_reviews,
         progress=not args.quiet,
         echo=print,
+        engine=args.engine,
+        spark_master=args.spark_master,
     )
     return 0
 
@@ -218,12 +302,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from deepcart.models import parse_params
     from deepcart.training import train_model
 
+    params = parse_params(args.params)
+    params = _merge_params(params, _nn_params(args, [args.type]).get(args.type, {}))
+    if args.engine == "spark":
+        if args.type != "als":
+            raise InputError(f"--engine spark: trains --type als only, got --type {args.type}")
+        from deepcart.models.als_spark import train_als_spark
+
+        train_als_spark(
+            data_dir=args.data_dir,
+            tag=args.data_tag,
+            split_params=_split_params(args),
+            params=params,
+            model_dir=args.model_dir,
+            mode=args.mode,
+            spark_master=args.spark_master,
+        )
+        return 0
     train_model(
         data_dir=args.data_dir,
         tag=args.data_tag,
         model_type=args.type,
         split_params=_split_params(args),
-        params=parse_params(args.params),
+        params=params,
         model_dir=args.model_dir,
         mode=args.mode,
     )
@@ -238,6 +339,9 @@ def _cmd_test(args: argparse.Namespace) -> int:
     params = parse_params(args.params)
     if params and len(types) != 1:
         raise InputError("--params: applies to a single --type, not to a list or 'all'")
+    per_model = {types[0]: params} if params else {}
+    for t, nn in _nn_params(args, types).items():
+        per_model[t] = _merge_params(per_model.get(t, {}), nn)
     evaluate_models(
         data_dir=args.data_dir,
         tag=args.data_tag,
@@ -246,7 +350,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         k=args.top_k,
         model_dir=args.model_dir,
         reports_dir=args.reports_dir,
-        params={types[0]: params} if params else None,
+        params=per_model or None,
         mode=args.mode,
         min_engagement=args.min_engagement,
     )
@@ -267,6 +371,53 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         users_file=args.users,
         model_dir=args.model_dir,
         min_engagement=args.min_engagement,
+    )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from deepcart.report import write_report
+
+    out = write_report(args.data_dir, args.data_tag, out=args.out, reports_dir=args.reports_dir)
+    print(f"Wrote the report of {args.data_tag!r} to {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+class _Given(argparse.Action):
+    """Store a flag's value and note that it was given: given flags override the DEEPCART_*
+    environment variables, which override the defaults (``deepcart serve``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
+        setattr(namespace, self.dest, values)
+        namespace.__dict__.setdefault("given", set()).add(self.dest)
+
+
+def _need_serve_extra(exc: ImportError) -> InputError:
+    return InputError(f"the service needs the 'serve' extra (pip install 'deepcart[serve]'): {exc}")
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from deepcart.serve.api import serve
+        from deepcart.serve.config import load_settings
+    except ImportError as exc:
+        raise _need_serve_extra(exc) from None
+
+    given = getattr(args, "given", set())
+    serve(load_settings(**{name: getattr(args, name) for name in sorted(given)}))
+    return 0
+
+
+def _cmd_export_reviews(args: argparse.Namespace) -> int:
+    try:
+        from deepcart.serve.store import export_reviews
+    except ImportError as exc:
+        raise _need_serve_extra(exc) from None
+
+    n = export_reviews(data_dir=args.data_dir, tag=args.data_tag, out=args.out, db_url=args.db_url)
+    print(
+        f"Wrote {n:,} stored reviews to {args.out}; add them to the next build with: "
+        f"deepcart build ... --extra-reviews {args.out}"
     )
     return 0
 
@@ -348,6 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="column order of a headerless ratings CSV, e.g. parent_asin,user_id,rating,timestamp"
         " (detected from the content when omitted)",
     )
+    _add_engine(
+        p,
+        ["duckdb", "spark"],
+        "duckdb: ingest the files one after another in this process; spark: the same ingest, "
+        "one Spark task per file (files in parallel; docs/scale.md)",
+    )
     _add_common(p)
     p.set_defaults(func=_cmd_ingest)
 
@@ -364,19 +521,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--items-file",
-        type=Path,
+        type=_path_or_uri,
         default=DEFAULT_RAW_DIR / "meta_Electronics.jsonl.gz",
-        help="item metadata: raw file or ingested Parquet; 'none' to build without it",
+        help="item metadata: raw file or ingested Parquet; 'none' to build without it; with "
+        "--engine spark also a URI of ingested Parquet (s3a://, gs://, hdfs://)",
     )
     p.add_argument(
         "--reviews-file",
-        type=Path,
+        type=_path_or_uri,
         default=DEFAULT_RAW_DIR / "Electronics.jsonl.gz",
-        help="reviews: raw file or ingested Parquet",
+        help="reviews: raw file or ingested Parquet; with --engine spark also a URI of "
+        "ingested Parquet (s3a://, gs://, hdfs://)",
     )
     p.add_argument(
         "--extra-reviews",
-        type=Path,
+        type=_path_or_uri,
         nargs="+",
         default=None,
         metavar="FILE",
@@ -403,6 +562,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["error", "skip"],
         default="error",
         help="for raw inputs: stop at the first bad line or skip bad lines",
+    )
+    _add_engine(
+        p,
+        ["duckdb", "spark"],
+        "where the dedup, filters and sampling run: DuckDB in this process, or Spark (the "
+        "same dataset row for row; docs/scale.md)",
     )
     _add_common(p)
     p.set_defaults(func=_cmd_build)
@@ -434,8 +599,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset(p)
     p.add_argument("--type", required=True, choices=list(REGISTRY), help="model")
     p.add_argument("--params", default=None, help="hyperparameters as JSON, e.g. '{\"seed\": 1}'")
+    _add_nn(p)
     _add_mode(p)
     _add_split(p)
+    _add_engine(
+        p,
+        ["local", "spark"],
+        "local: fit in this process; spark: fit --type als with Spark MLlib and save the same "
+        "artifact",
+    )
     _add_common(p)
     p.set_defaults(func=_cmd_train)
 
@@ -452,6 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", required=True, help=f"model, list or 'all' ({', '.join(REGISTRY)})")
     p.add_argument("--top-k", type=_positive_int, default=10, help="K of the top-K metrics")
     p.add_argument("--params", default=None, help="hyperparameters (JSON) for a single --type")
+    _add_nn(p)
     p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
     _add_mode(p)
     p.add_argument(
@@ -510,6 +683,116 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", default="quickstart", help="dataset tag")
     _add_common(p)
     p.set_defaults(func=_cmd_quickstart)
+
+    p = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report of a dataset (and its model comparison)",
+        description="Chart the dataset: ratings, the long tail, reviews over time, price and "
+        "categories, verified purchases, the worst products with their most helpful complaint, "
+        "the build's funnel; add the model comparison where deepcart test left metrics. One HTML "
+        "file, images embedded, nothing fetched from outside (needs the 'report' extra).\n\n"
+        "example: deepcart report --data-tag quickstart",
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p, models=False)
+    p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="HTML file to write (default: <reports-dir>/<data-tag>/index.html)",
+    )
+    _add_common(p)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve recommendations over HTTP and keep the reviews users submit (FastAPI)",
+        description="Serve the production model (trained with --split none) of --type on the "
+        "dataset --data-tag: recommendations for known and new users, worst mode (with the "
+        "<type>-worst model), reviews stored in a database and folded in at once. OpenAPI docs "
+        "at /docs. Every option can also be set as a DEEPCART_* environment variable "
+        "(DEEPCART_DATA_TAG, DEEPCART_PORT, ...); a given flag wins. The reload endpoints need "
+        "DEEPCART_ADMIN_TOKEN (environment only). Needs the 'serve' extra.\n\n"
+        "example: deepcart serve --data-tag quickstart --type als --port 8000",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--data-dir", action=_Given, type=Path, default=DEFAULT_DATA_DIR, help="datasets root"
+    )
+    p.add_argument(
+        "--data-tag",
+        action=_Given,
+        default=argparse.SUPPRESS,
+        help="dataset tag (required: this flag or DEEPCART_DATA_TAG)",
+    )
+    p.add_argument(
+        "--type",
+        action=_Given,
+        choices=list(REGISTRY),
+        default=argparse.SUPPRESS,
+        help="model (required: this flag or DEEPCART_TYPE)",
+    )
+    p.add_argument(
+        "--model-dir", action=_Given, type=Path, default=DEFAULT_MODEL_DIR, help="models root"
+    )
+    p.add_argument("--host", action=_Given, default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", action=_Given, type=_positive_int, default=8000, help="port")
+    p.add_argument(
+        "--db-url",
+        action=_Given,
+        default=argparse.SUPPRESS,
+        help="SQLAlchemy URL of the review database (default: SQLite at "
+        "<data-dir>/_reviews/<data-tag>.db)",
+    )
+    p.add_argument(
+        "--min-engagement",
+        action=_Given,
+        type=_positive_int,
+        default=10,
+        help="worst mode: rank only items with at least this many ratings",
+    )
+    p.add_argument(
+        "--cache-size",
+        action=_Given,
+        type=_positive_int,
+        default=100_000,
+        help="recommendation lists kept for users whose reviews did not change (0: off)",
+    )
+    p.add_argument(
+        "--log-level",
+        action=_Given,
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="warning",
+        help="server log level",
+    )
+    p.add_argument(
+        "--workers",
+        action=_Given,
+        type=_positive_int,
+        default=1,
+        help="server processes (a reload reaches every one within a second)",
+    )
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "export-reviews",
+        help="write the reviews the service stored as reviews Parquet (for build --extra-reviews)",
+        description="Write every review stored by deepcart serve for --data-tag as canonical "
+        "reviews Parquet, to add to the next build with --extra-reviews (the loop closes).\n\n"
+        "example: deepcart export-reviews --data-tag quickstart --out reviews.parquet",
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p, models=False)
+    p.add_argument(
+        "--db-url",
+        default=None,
+        help="SQLAlchemy URL of the review database (default: SQLite at "
+        "<data-dir>/_reviews/<data-tag>.db)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output file (.parquet)")
+    _add_common(p)
+    p.set_defaults(func=_cmd_export_reviews)
 
     return parser
 

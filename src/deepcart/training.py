@@ -23,7 +23,7 @@ from deepcart.data.splitdata import SplitData, load_split_data
 from deepcart.fsutil import atomic_path
 from deepcart.models import create
 from deepcart.models.base import Recommender, read_model_meta
-from deepcart.modes import check_mode, model_input
+from deepcart.modes import check_mode, model_input, relevant
 
 
 def split_id(split: Split) -> str:
@@ -51,11 +51,23 @@ class TrainResult:
 def fit_model(
     data: SplitData, model_type: str, params: dict[str, Any] | None = None, mode: str = "best"
 ) -> tuple[Recommender, float]:
-    """Fit on the split's training matrix as ``mode`` presents it to this kind of model."""
+    """Fit on the split's training matrix as ``mode`` presents it to this kind of model.
+
+    Models that declare ``uses_validation`` (the neural ones: early stopping) also get the
+    split's validation users, their input rows as ``val_inputs`` and their relevant held-out rows
+    as ``val_check``, both as ``mode`` presents them; a split without validation users
+    (``--split none``) gives them nothing.
+    """
     model = create(model_type, params)
     x = model_input(data.train, mode, model.feedback)
+    side = {}
+    if getattr(model, "uses_validation", False) and data.val.n_users:
+        side = {
+            "val_inputs": model_input(data.val.inputs, mode, model.feedback),
+            "val_check": relevant(data.val.check, mode),
+        }
     started = time.perf_counter()
-    model.fit(x)
+    model.fit(x, **side)
     return model, time.perf_counter() - started
 
 
@@ -111,5 +123,7 @@ def train_model(
     model, seconds = fit_model(data, model_type, params, mode)
     path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
     save_model(model, data, path, seconds, mode)
+    if getattr(model, "memory_report_", None):
+        echo(model.memory_report_)
     echo(f"Trained {model_type} in {seconds:.2f} s. Model saved to {path}/")
     return TrainResult(model=model, path=path, fit_seconds=seconds)

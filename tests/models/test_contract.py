@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from deepcart.errors import InputError
-from deepcart.models import REGISTRY, create, parse_params
+from deepcart.models import REGISTRY, available, create, parse_params
 from deepcart.models.base import NotFittedError, Recommender
 
 #: Models that cannot learn structure by design (the floor).
@@ -61,7 +61,10 @@ def planted_explicit(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp
 
 
 @pytest.fixture(params=sorted(REGISTRY))
-def name(request: pytest.FixtureRequest) -> str:
+def name(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if not available(request.param):
+        pytest.skip(f"{request.param} needs PyTorch (the 'neural' extra), which is not installed")
+    monkeypatch.chdir(tmp_path)  # the neural models write TensorBoard logs under ./runs
     return request.param
 
 

@@ -4,7 +4,8 @@ The tagged dataset is ``<output_dir>/<tag>/`` with ``reviews.parquet``, ``items.
 ``manifest.json`` (parameters, every printed count, input checksums, DeepCart version). The whole
 directory is built beside its final place and swapped in at the end, so a failed build never
 leaves a half dataset under the tag. The filtering semantics live in the engine modules
-(:mod:`deepcart.data.engine_duckdb`).
+(:mod:`deepcart.data.engine_duckdb`, the default, and :mod:`deepcart.data.engine_spark`, which
+reproduces it row for row on Spark); ``engine`` picks one and is recorded in the manifest.
 """
 
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from deepcart import __version__
-from deepcart.data.engine_duckdb import BuildParams, run_build
+from deepcart.data.engine_duckdb import BuildParams
 from deepcart.data.paths import DatasetPaths, dataset_paths
 from deepcart.data.schema import KIND_KEY, parquet_kind
 from deepcart.errors import InputError
 from deepcart.fsutil import sha256_file
 
 MANIFEST_VERSION = 1
+ENGINES = ("duckdb", "spark")
 
 
 @dataclass
@@ -47,15 +49,19 @@ def _is_canonical_parquet(path: Path, kind: str) -> bool:
 
 
 def _resolve_input(
-    path: Path,
+    path: Path | str,
     kind: str,
     flag: str,
     tmp: Path,
     on_bad_lines: str,
     progress: bool,
     echo: Callable[[str], None],
-) -> tuple[Path, dict[str, Any]]:
+) -> tuple[Path | str, dict[str, Any]]:
     """Return a canonical Parquet file for ``path`` (ingesting a raw file first) and its record."""
+    if isinstance(path, str):  # a URI (s3a://, gs://, ...): the Spark engine reads it in place
+        from deepcart.data.engine_spark import describe_uri
+
+        return path, describe_uri(path, kind, flag)
     if not path.exists():
         raise InputError(f"{flag}: no such file: {path}")
     if not path.is_file():
@@ -82,6 +88,17 @@ def _resolve_input(
         lines_skipped=dict(sorted(report.skipped.items())),
     )
     return Path(report.output), record
+
+
+def _local_or_uri(path: str | Path, flag: str, engine: str) -> Path | str:
+    """A local path as a Path; a URI (``scheme://...``) kept as a string, for the Spark engine."""
+    from deepcart.data.spark_session import is_uri
+
+    if not is_uri(path):
+        return Path(path)
+    if engine != "spark":
+        raise InputError(f"{flag}: {path} is a URI; only --engine spark reads URIs")
+    return str(path)
 
 
 def _report_lines(counts: dict[str, int], p: BuildParams) -> list[str]:
@@ -139,8 +156,20 @@ def build_dataset(
     extra_reviews: list[str | Path] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    engine: str = "duckdb",
+    spark_master: str = "local[*]",
 ) -> BuildReport:
-    """Build the dataset tagged ``tag`` under ``output_dir`` and return its counts and manifest."""
+    """Build the dataset tagged ``tag`` under ``output_dir`` and return its counts and manifest.
+
+    ``engine``: ``"duckdb"`` (default, in process) or ``"spark"`` (the same semantics on Spark,
+    :mod:`deepcart.data.engine_spark`; ``spark_master`` picks the cluster, unless a session is
+    already active)."""
+    if engine not in ENGINES:
+        raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "spark":
+        from deepcart.data.spark_session import get_spark
+
+        get_spark(spark_master)  # fail fast (no pyspark, no Java) before any work
     for name, value in (
         ("--min-interactions", min_interactions),
         ("--min-ratings", min_ratings),
@@ -151,8 +180,10 @@ def build_dataset(
     if on_bad_lines not in ("error", "skip"):
         raise InputError(f"--on-bad-lines: expected 'error' or 'skip', got {on_bad_lines!r}")
     final = dataset_paths(output_dir, tag)
-    reviews_file = Path(reviews_file)
-    items_path = Path(items_file) if items_file is not None else None
+    reviews_file = _local_or_uri(reviews_file, "--reviews-file", engine)
+    items_path = (
+        _local_or_uri(items_file, "--items-file", engine) if items_file is not None else None
+    )
     params = BuildParams(min_interactions, min_ratings, sample_n, seed, k_core)
 
     out_root = Path(output_dir)
@@ -175,7 +206,7 @@ def build_dataset(
         review_files = [rev_parquet]
         for n, extra in enumerate(extra_reviews or []):
             extra_parquet, record = _resolve_input(
-                Path(extra),
+                _local_or_uri(extra, "--extra-reviews", engine),
                 "reviews",
                 "--extra-reviews",
                 ingest_tmp / f"extra{n}",
@@ -191,15 +222,31 @@ def build_dataset(
             items_parquet, inputs["items"] = _resolve_input(
                 items_path, "items", "--items-file", ingest_tmp, on_bad_lines, progress, echo
             )
-        counts = run_build(
-            review_files,
-            items_parquet,
-            staging.reviews,
-            staging.items,
-            params,
-            temp_dir=spill,
-            echo=echo,
-        )
+        if engine == "spark":
+            from deepcart.data.engine_spark import run_build as run_spark
+
+            counts = run_spark(
+                review_files,
+                items_parquet,
+                staging.reviews,
+                staging.items,
+                params,
+                temp_dir=spill,
+                echo=echo,
+                spark_master=spark_master,
+            )
+        else:
+            from deepcart.data.engine_duckdb import run_build
+
+            counts = run_build(
+                review_files,
+                items_parquet,
+                staging.reviews,
+                staging.items,
+                params,
+                temp_dir=spill,
+                echo=echo,
+            )
         for line in _report_lines(counts, params):
             echo(line)
         echo(f"Writing {counts['reviews_written']:,} reviews as {final.reviews}...")
@@ -212,7 +259,7 @@ def build_dataset(
             "manifest_version": MANIFEST_VERSION,
             "deepcart_version": __version__,
             "tag": tag,
-            "engine": "duckdb",
+            "engine": engine,
             "params": {
                 "min_interactions": min_interactions,
                 "min_ratings": min_ratings,

@@ -7,6 +7,7 @@ that use them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from typing import Any
 
@@ -24,11 +25,23 @@ REGISTRY: dict[str, tuple[str, str]] = {
     "userknn": ("deepcart.models.knn", "UserKNN"),
     "als": ("deepcart.models.als", "ALSModel"),
     "ease": ("deepcart.models.ease", "EASEModel"),
+    "autoencoder": ("deepcart.models.autoencoder", "AutoRecModel"),
+    "dae": ("deepcart.models.dae", "MultDAEModel"),
+    "vae": ("deepcart.models.vae", "MultVAEModel"),
 }
+#: Models that need PyTorch (the ``neural`` extra); without it they are left out of
+#: ``model_names()`` ('all') and naming one is a one-line error.
+NEEDS_TORCH = frozenset({"autoencoder", "dae", "vae"})
+
+
+def available(name: str) -> bool:
+    """Whether model ``name``'s optional dependencies are installed."""
+    return name not in NEEDS_TORCH or importlib.util.find_spec("torch") is not None
 
 
 def model_names() -> list[str]:
-    return list(REGISTRY)
+    """The registered models that can run here (those needing a missing extra left out)."""
+    return [name for name in REGISTRY if available(name)]
 
 
 def model_class(name: str) -> type:
@@ -38,6 +51,8 @@ def model_class(name: str) -> type:
         raise InputError(
             f"--type: unknown model {name!r}; choose one of {', '.join(REGISTRY)} or 'all'"
         ) from None
+    if not available(name):
+        raise InputError(f"{name} needs PyTorch: pip install 'deepcart[neural]' -c constraints.txt")
     return getattr(importlib.import_module(module), cls)
 
 

@@ -196,6 +196,12 @@ class Recommender(ABC):
     def _set_state(self, arrays: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
         """Restore what ``_state`` returned."""
 
+    def _save_extra(self, root: Path) -> None:  # noqa: B027 (optional hook)
+        """Write files besides ``arrays.npz`` into ``root`` (e.g. a torch state dict)."""
+
+    def _load_extra(self, root: Path) -> None:  # noqa: B027 (optional hook)
+        """Read what ``_save_extra`` wrote (called after ``_set_state``)."""
+
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.json`` and ``arrays.npz`` into the directory ``path``."""
         self._check_fitted()
@@ -205,6 +211,7 @@ class Recommender(ABC):
         with atomic_path(root / "arrays.npz", suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
+        self._save_extra(root)
         meta = {
             "format_version": FORMAT_VERSION,
             "deepcart_version": __version__,
@@ -231,6 +238,7 @@ class Recommender(ABC):
             raise InputError(f"{path}/arrays.npz: cannot read model arrays ({exc})") from None
         model.n_items_ = int(arrays.pop("n_items_"))
         model._set_state(arrays)
+        model._load_extra(Path(path))
         return model
 
 

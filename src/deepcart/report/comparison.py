@@ -1,0 +1,51 @@
+"""The model comparison's input: every ``metrics.json`` that ``deepcart test`` wrote for a tag."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Group:
+    """The metrics.json documents of one split, mode and K."""
+
+    split: str
+    mode: str
+    k: Any
+    docs: list[dict[str, Any]]
+
+
+def load_metrics(reports_dir: Path, tag: str) -> tuple[list[Group], list[str]]:
+    """Every ``<reports_dir>/<tag>/*/*/metrics.json``, grouped by split, mode and K; and a note
+    for each file that could not be read."""
+    groups: dict[tuple[str, str, str], Group] = {}
+    problems: list[str] = []
+    for path in sorted((reports_dir / tag).glob("*/*/metrics.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+                raise ValueError("no 'metrics' object")
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        doc.setdefault("model", path.parent.name)
+        split = str(doc.get("split") or path.parent.parent.name)
+        mode = str(doc.get("mode") or "best")
+        key = (split, mode, str(doc.get("k")))
+        groups.setdefault(key, Group(split, mode, doc.get("k"), [])).docs.append(doc)
+    order = sorted(groups, key=lambda g: (g[0], g[1] != "best", g[1], g[2]))
+    return [groups[g] for g in order], problems
+
+
+def num(value: Any) -> float:
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    )
+
+
+def ndcg(doc: dict[str, Any]) -> float:
+    return num(doc["metrics"].get("ndcg"))

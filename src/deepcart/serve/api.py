@@ -1,0 +1,573 @@
+"""The FastAPI app: ``create_app(settings)``, its routers, and ``serve`` (uvicorn).
+
+Routers, one per resource: health, users (``/random_users``, ``/check_users``,
+``/users/{id}/reviews``), recommendations (``/recommendations``,
+``/users/{id}/recommendations``), items (``/items/{parent_asin}``) and admin (``/reload_data``,
+``/reload_model``). Their dependencies (:func:`get_state`, :func:`get_store`,
+:func:`get_writer`, :func:`get_settings`, :func:`require_admin`) are declared once here and
+injected, so tests can override them.
+
+The state (dataset, models, lookups) is loaded once, in the app's lifespan, and swapped whole
+by the reload endpoints (:mod:`deepcart.serve.state`). Every error is JSON: 422 with a
+``message`` naming the parameter for bad input, 404 for an unknown item, 409 for a refused
+reload or an unavailable mode, 401/403 for the admin endpoints; an unexpected error is a 500
+with a one-line JSON body (it is logged), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from deepcart import __version__
+from deepcart.errors import DeepCartError
+from deepcart.serve.config import Settings, settings_env
+from deepcart.serve.schemas import (
+    ASIN_PATTERN,
+    MAX_K,
+    MAX_N,
+    MAX_USERS,
+    USER_ID_PATTERN,
+    ErrorOut,
+    Health,
+    Item,
+    ItemDetail,
+    Mode,
+    ReloadResult,
+    Review,
+    ReviewIn,
+    UserRecommendations,
+    UserReviews,
+    ValidationErrorOut,
+)
+from deepcart.serve.state import (
+    ModeUnavailable,
+    ReloadRefused,
+    ServingState,
+    StateHolder,
+    load_state,
+)
+from deepcart.serve.store import GroupCommitter, ReviewStore, StoredReview, StoreError, now_ms
+
+log = logging.getLogger(__name__)
+
+_USER_ID = re.compile(USER_ID_PATTERN.strip("^$"))
+#: The largest request body accepted (a review's longest title and text, escaped, fit in it).
+MAX_BODY_BYTES = 256 * 1024
+
+
+class JSONBytes(Response):
+    """A JSON response serialized by orjson (the hot endpoints skip response validation)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+# ------------------------------------------------------------------------------ dependencies
+# (async: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+async def get_state(request: Request) -> ServingState:
+    """The state this request uses from start to end (a reload swaps in a new one for later
+    requests)."""
+    return request.app.state.holder.state
+
+
+async def get_holder(request: Request) -> StateHolder:
+    return request.app.state.holder
+
+
+async def get_store(request: Request) -> ReviewStore:
+    return request.app.state.store
+
+
+async def get_writer(request: Request) -> GroupCommitter:
+    return request.app.state.writer
+
+
+_bearer = HTTPBearer(auto_error=False, description="the server's DEEPCART_ADMIN_TOKEN")
+
+
+async def require_admin(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> None:
+    """The reload endpoints need ``Authorization: Bearer <DEEPCART_ADMIN_TOKEN>``; without a
+    configured token they are off."""
+    token = settings.admin_token
+    if token is None:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the admin endpoints are off: start the server with DEEPCART_ADMIN_TOKEN set",
+        )
+    given = credentials.credentials.encode() if credentials is not None else b""
+    if not secrets.compare_digest(given, token.get_secret_value().encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer <DEEPCART_ADMIN_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+StateDep = Annotated[ServingState, Depends(get_state)]
+StoreDep = Annotated[ReviewStore, Depends(get_store)]
+UserPath = Annotated[str, Path(pattern=USER_ID_PATTERN, description="a user id")]
+KQuery = Annotated[int, Query(ge=1, le=MAX_K, description=f"recommendations (1 to {MAX_K})")]
+ModeQuery = Annotated[
+    Mode, Query(description="best: what the user will like; worst: what they would most hate")
+]
+UsersQuery = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=MAX_USERS * 129,
+        description=f"comma-separated user ids (at most {MAX_USERS})",
+        examples=["AGBFYI2DDIKXC5Y4FARTYDTQBMFQ,AHYH2CJAJLV4QQKSZ7ZTRNGWB2ZA"],
+    ),
+]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ValidationErrorOut, "description": "bad input; `message` names the parameter"}
+}
+
+
+def _invalid(where: str, name: str, msg: str, value: Any = None) -> RequestValidationError:
+    return RequestValidationError(
+        [{"type": "value_error", "loc": (where, name), "msg": msg, "input": value}]
+    )
+
+
+def parse_users(text: str) -> list[str]:
+    """The user ids of a ``users=a,b`` list (order kept, duplicates dropped) or a 422."""
+    ids = [u.strip() for u in text.split(",")]
+    if len(ids) > MAX_USERS:
+        raise _invalid("query", "users", f"at most {MAX_USERS} user ids, got {len(ids)}")
+    for u in ids:
+        if not _USER_ID.fullmatch(u):
+            shown = u if len(u) <= 40 else u[:40] + "..."
+            raise _invalid(
+                "query",
+                "users",
+                f"{shown!r} is not a user id (1-128 letters, digits or _ . : @ + = -)",
+            )
+    return list(dict.fromkeys(ids))
+
+
+async def _stored_ratings(store: ReviewStore, users: list[str]) -> dict[str, Any]:
+    # SQLite answers a keyed read in microseconds: no thread hop. A networked database might
+    # take longer, so its reads leave the event loop.
+    if store.is_sqlite:
+        return store.ratings(users)
+    return await run_in_threadpool(store.ratings, users)
+
+
+# ------------------------------------------------------------------------------ routers
+
+health = APIRouter(tags=["health"])
+
+
+@health.get("/health", response_model=Health)
+async def get_health(state: StateDep) -> dict[str, Any]:
+    """Liveness and what is loaded."""
+    return {
+        "status": "ok",
+        "pid": os.getpid(),
+        "version": state.version,
+        "loaded_at": state.loaded_at,
+        "data_tag": state.dataset.tag,
+        "model": state.settings.type,
+        "modes": state.modes,
+        "users": len(state.user_ids),
+        "items": len(state.item_ids),
+    }
+
+
+users = APIRouter(tags=["users"], responses=_ERRORS)
+
+
+@users.get("/random_users", response_model=list[str])
+async def random_users(
+    state: StateDep,
+    n: Annotated[int, Query(ge=1, le=MAX_N, description=f"how many (1 to {MAX_N})")] = 5,
+) -> list[str]:
+    """Random users from the training data (fewer when there are fewer)."""
+    return state.random_users(n)
+
+
+@users.get("/check_users", response_model=dict[str, bool])
+async def check_users(users: UsersQuery, state: StateDep, store: StoreDep) -> dict[str, bool]:
+    """For each user: whether the service knows them (training data or stored reviews)."""
+    ids = parse_users(users)
+    stored = await _stored_ratings(store, [u for u in ids if not state.is_known(u)])
+    return {u: state.is_known(u) or u in stored for u in ids}
+
+
+@users.post(
+    "/users/{user_id}/reviews",
+    response_model=Review,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        400: {"model": ErrorOut, "description": "the body is not UTF-8 JSON"},
+        404: {"model": ErrorOut, "description": "unknown item"},
+        413: {"model": ErrorOut, "description": "the body is over 256 KiB"},
+    },
+)
+async def post_review(
+    user_id: UserPath,
+    review: ReviewIn,
+    state: StateDep,
+    writer: Annotated[GroupCommitter, Depends(get_writer)],
+) -> dict[str, Any]:
+    """Store a review (a second one of the same item replaces the first); the user's
+    recommendations take it into account at once. Answered once it is committed to disk."""
+    if state.item(review.parent_asin) is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"parent_asin: unknown item {review.parent_asin!r}"
+        )
+    stored = StoredReview(
+        user_id=user_id,
+        parent_asin=review.parent_asin,
+        rating=float(review.rating),
+        title=review.title,
+        text=review.text,
+        timestamp=now_ms(),
+    )
+    await asyncio.wrap_future(writer.submit(stored))
+    return stored.as_dict()
+
+
+@users.get("/users/{user_id}/reviews", response_model=UserReviews)
+async def get_reviews(user_id: UserPath, state: StateDep, store: StoreDep) -> dict[str, Any]:
+    """The reviews a user submitted here, and how many ratings they have in the training data."""
+    stored = await run_in_threadpool(store.reviews, user_id)
+    return {
+        "user_id": user_id,
+        "known": state.is_known(user_id),
+        "training_ratings": state.training_count(user_id),
+        "reviews": [r.as_dict() for r in stored],
+    }
+
+
+recommendations = APIRouter(tags=["recommendations"], responses=_ERRORS)
+_MODE_ERRORS: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorOut, "description": "worst mode asked for but no worst-mode model"}
+}
+
+
+@recommendations.get(
+    "/recommendations", response_model=dict[str, list[Item]], responses=_MODE_ERRORS
+)
+async def get_recommendations(
+    users: UsersQuery,
+    state: StateDep,
+    store: StoreDep,
+    k: KQuery = 10,
+    mode: ModeQuery = "best",
+) -> Response:
+    """``{"user": [items...]}`` for each listed user, best first. Unknown users get the
+    cold-start list (every item flagged ``fallback``)."""
+    ids = parse_users(users)
+    stored = await _stored_ratings(store, ids)
+    out = {u: orjson.Fragment(state.recommend(u, stored.get(u, ()), k, mode).json) for u in ids}
+    return JSONBytes(out)
+
+
+@recommendations.get(
+    "/users/{user_id}/recommendations", response_model=UserRecommendations, responses=_MODE_ERRORS
+)
+async def get_user_recommendations(
+    user_id: UserPath,
+    state: StateDep,
+    store: StoreDep,
+    k: KQuery = 10,
+    mode: ModeQuery = "best",
+) -> Response:
+    """One user's list, with whether it is the cold-start fallback."""
+    stored = await _stored_ratings(store, [user_id])
+    recs = state.recommend(user_id, stored.get(user_id, ()), k, mode)
+    return JSONBytes(
+        {
+            "user_id": user_id,
+            "mode": mode,
+            "k": k,
+            "known": state.is_known(user_id),
+            "fallback": recs.fallback,
+            "items": orjson.Fragment(recs.json),
+        }
+    )
+
+
+items = APIRouter(tags=["items"])
+
+
+@items.get(
+    "/items/{parent_asin}",
+    response_model=ItemDetail,
+    responses={404: {"model": ErrorOut, "description": "unknown item"}, **_ERRORS},
+)
+async def get_item(
+    parent_asin: Annotated[str, Path(pattern=ASIN_PATTERN, description="a parent_asin")],
+    state: StateDep,
+) -> dict[str, Any]:
+    """A product of the catalog, its number of training ratings and its worst review."""
+    item = state.item(parent_asin)
+    if item is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"parent_asin: unknown item {parent_asin!r}")
+    return item
+
+
+admin = APIRouter(
+    tags=["admin"],
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ErrorOut, "description": "missing or wrong bearer token"},
+        403: {"model": ErrorOut, "description": "no DEEPCART_ADMIN_TOKEN configured"},
+        409: {"model": ErrorOut, "description": "refused: the old state keeps serving"},
+    },
+)
+
+
+async def _reload(holder: StateHolder, what: str) -> dict[str, Any]:
+    new, seconds = await holder.reload(what)
+    return {
+        "status": f"{what.capitalize()} reloaded successfully.",
+        "version": new.version,
+        "seconds": round(seconds, 3),
+        "detail": f"serving {new.describe()}",
+    }
+
+
+@admin.post("/reload_data", response_model=ReloadResult)
+async def reload_data(holder: Annotated[StateHolder, Depends(get_holder)]) -> dict[str, Any]:
+    """Re-read the dataset (and its models) and swap them in atomically; requests in flight
+    finish on the old state. A broken or mismatched artifact is refused (409), the old state
+    stays."""
+    return await _reload(holder, "data")
+
+
+@admin.post("/reload_model", response_model=ReloadResult)
+async def reload_model(holder: Annotated[StateHolder, Depends(get_holder)]) -> dict[str, Any]:
+    """Re-read the production models and swap them in atomically (see ``/reload_data``)."""
+    return await _reload(holder, "model")
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def _where(loc: Any) -> str:
+    parts = [str(p) for p in (loc or ())]
+    if len(parts) > 1:
+        return ".".join(parts[1:])
+    return parts[0] if parts else "request"
+
+
+async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        name = "body" if err.get("type") == "json_invalid" else _where(err.get("loc"))
+        errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")})
+        errors[-1]["name"] = name
+    first = errors[0] if errors else {"name": "request", "msg": "invalid request"}
+    return JSONResponse(
+        {"message": f"{first['name']}: {first['msg']}", "detail": errors},
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    )
+
+
+def _error(code: int) -> Callable[[Request, Exception], Any]:
+    async def handler(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    return handler
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": f"internal error ({type(exc).__name__}); it was logged"}, status_code=500
+    )
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes with a JSON 413 (a declared Content-Length is
+    checked before anything is read; a chunked body is counted as it arrives)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+        seen = 0
+
+        async def counted() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        await self.app(scope, counted, send)
+
+    async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
+        detail = f"request body too large: at most {self.limit:,} bytes"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+# ------------------------------------------------------------------------------ the app
+
+
+def _one_blas_thread() -> Any:
+    """One BLAS thread: a request scores one row, where BLAS threads only add overhead (4x
+    slower fold-in on 2 cores) and compete with the event loop."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with the serve extra
+        return None
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+#: How often a worker checks whether another worker reloaded (StateHolder.follow).
+FOLLOW_SECONDS = 1.0
+
+
+async def _follow_reloads(holder: StateHolder) -> None:
+    while True:
+        await asyncio.sleep(FOLLOW_SECONDS)
+        try:
+            await holder.follow()
+        except Exception:  # a database hiccup must not end the loop
+            log.exception("checking for reloads by other workers failed")
+
+
+def create_app(
+    settings: Settings, state: ServingState | None = None, store: ReviewStore | None = None
+) -> FastAPI:
+    """The service for ``settings``. ``state`` and ``store``, when given, are used instead of
+    loading them in the lifespan (``serve`` loads them first to fail fast with one line)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limiter = _one_blas_thread()
+        own_store = store is None
+        try:
+            current = state or await run_in_threadpool(load_state, settings)
+            db = store or ReviewStore(settings.database_url())
+            writer = GroupCommitter(db)
+            app.state.settings = settings
+            app.state.holder = holder = StateHolder(settings, current, db)
+            app.state.store = db
+            app.state.writer = writer
+            follower = asyncio.create_task(_follow_reloads(holder))
+            try:
+                yield
+            finally:
+                follower.cancel()
+                writer.close()
+                if own_store:
+                    db.close()
+        finally:
+            if limiter is not None:
+                limiter.restore_original_limits()
+
+    app = FastAPI(
+        title="DeepCart",
+        version=__version__,
+        summary="Recommendations and anti-recommendations from Amazon reviews.",
+        description="Recommendations for known and new users (fold-in of the reviews they "
+        "submit, no retraining), worst mode (engaged products a user would most hate, each "
+        "with its most helpful low-rated review), and every submitted review kept in a "
+        "database.",
+        lifespan=lifespan,
+    )
+    for router in (health, users, recommendations, items, admin):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ModeUnavailable, _error(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(ReloadRefused, _error(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(StoreError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
+    app.add_exception_handler(DeepCartError, _error(status.HTTP_400_BAD_REQUEST))
+    app.add_exception_handler(Exception, _on_unexpected)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """An app configured by ``DEEPCART_*`` variables alone: what each worker process of
+    ``deepcart serve --workers N`` runs, and what another ASGI server can run
+    (``uvicorn --factory deepcart.serve.api:app_from_env``)."""
+    from deepcart.serve.config import load_settings
+
+    return create_app(load_settings())
+
+
+def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
+    """``deepcart serve``: load everything (a problem is one line), then run uvicorn."""
+    import uvicorn
+
+    limiter = _one_blas_thread()
+    try:
+        state = load_state(settings)
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+    store = ReviewStore(settings.database_url())
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    echo(
+        f"Serving {state.describe()} at http://{host}:{settings.port}{workers} "
+        f"(docs: http://{host}:{settings.port}/docs; reviews: {store.url!r}; "
+        f"admin endpoints {'on' if settings.admin_token else 'off'})"
+    )
+    run = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    with contextlib.suppress(KeyboardInterrupt):
+        if settings.workers == 1:
+            uvicorn.run(create_app(settings, state=state, store=store), **run)
+        else:
+            # Worker processes build their app from the environment (app_from_env): hand them
+            # these settings as DEEPCART_* variables. What was loaded here was the check.
+            del state
+            store.close()
+            os.environ.update(settings_env(settings))
+            uvicorn.run(
+                "deepcart.serve.api:app_from_env", factory=True, workers=settings.workers, **run
+            )
+    store.close()

@@ -1,0 +1,109 @@
+"""The service's settings: one pydantic-settings class.
+
+Every field can be set by a ``DEEPCART_<FIELD>`` environment variable (``DEEPCART_DATA_TAG``,
+``DEEPCART_PORT``, ``DEEPCART_ADMIN_TOKEN``...); values passed to :func:`load_settings` (the
+command-line flags that were given) override them, and they override the defaults. The admin
+token is read from the environment only, so it never shows in a process list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deepcart.data.paths import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, check_tag
+from deepcart.errors import DeepCartError, InputError
+from deepcart.modes import MIN_ENGAGEMENT
+
+ENV_PREFIX = "DEEPCART_"
+
+
+class Settings(BaseSettings):
+    """What ``deepcart serve`` serves and how (see the module docstring for the sources)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, protected_namespaces=()
+    )
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    data_tag: str
+    type: str
+    model_dir: Path = DEFAULT_MODEL_DIR
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    #: Any SQLAlchemy URL; default: SQLite at ``<data_dir>/_reviews/<data_tag>.db``.
+    db_url: str | None = None
+    #: Bearer token of the reload endpoints; without one they are off.
+    admin_token: SecretStr | None = None
+    #: Worst mode ranks only items with at least this many training ratings.
+    min_engagement: int = Field(default=MIN_ENGAGEMENT, ge=0)
+    #: Cached recommendation lists (known users with unchanged reviews); 0 turns the cache off.
+    cache_size: int = Field(default=100_000, ge=0)
+    log_level: str = Field(default="warning", pattern="^(critical|error|warning|info|debug)$")
+    #: Worker processes (each holds its own state; reloads reach all of them within a second).
+    workers: int = Field(default=1, ge=1, le=32)
+
+    @field_validator("data_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        try:
+            return check_tag(value)
+        except DeepCartError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        from deepcart.models import REGISTRY
+
+        if value not in REGISTRY:
+            raise ValueError(f"unknown model {value!r}; choose one of {', '.join(REGISTRY)}")
+        return value
+
+    @field_validator("admin_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
+            return None  # an empty variable means "no token": the admin endpoints stay off
+        return value
+
+    def database_url(self) -> str:
+        """The SQLAlchemy URL of the review store."""
+        from deepcart.serve.store import default_db_url
+
+        return self.db_url or default_db_url(self.data_dir, self.data_tag)
+
+
+def load_settings(**given: object) -> Settings:
+    """Settings from ``given`` values (flags), then ``DEEPCART_*`` variables, then defaults.
+
+    A missing or bad value raises an :class:`InputError` naming the flag and the variable.
+    """
+    try:
+        return Settings(**given)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        flag = "--" + field.replace("_", "-")
+        var = ENV_PREFIX + field.upper()
+        msg = "required" if err["type"] == "missing" else err["msg"]
+        if err["type"] == "extra_forbidden":
+            raise InputError(f"unknown setting {field!r}") from None
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        raise InputError(f"{flag} (or {var}): {msg}") from None
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``settings`` as the ``DEEPCART_*`` variables that reproduce them (for worker processes)."""
+    env = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[ENV_PREFIX + name.upper()] = str(value)
+    return env

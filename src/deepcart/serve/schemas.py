@@ -1,0 +1,127 @@
+"""The API's request and response models, and its limits (they show in the OpenAPI spec)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Most recommendations per user in one answer.
+MAX_K = 100
+#: Most user ids in one ``users=`` list.
+MAX_USERS = 100
+#: Most users ``/random_users`` returns.
+MAX_N = 1000
+MAX_TITLE = 500
+MAX_TEXT = 20_000
+
+#: A user id: 1-128 letters, digits or ``_ . : @ + = -`` (Amazon's are 28 capitals and digits).
+USER_ID_PATTERN = r"^[A-Za-z0-9_.:@+=\-]{1,128}$"
+#: A product id (Amazon's parent_asin: 10 capitals and digits).
+ASIN_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
+Mode = Literal["best", "worst"]
+UserId = Annotated[str, Field(pattern=USER_ID_PATTERN, description="a user id")]
+Asin = Annotated[str, Field(pattern=ASIN_PATTERN, description="a product's parent_asin")]
+
+
+class WorstReview(BaseModel):
+    """The most helpful low-rated review of a product (worst mode)."""
+
+    title: str | None
+    excerpt: str
+    rating: float
+    helpful_vote: int
+
+
+class Item(BaseModel):
+    parent_asin: str
+    title: str | None
+    price: float | None
+    average_rating: float | None
+    image: str | None
+    score: float = Field(description="ranking score: higher is a stronger recommendation")
+    fallback: bool = Field(description="true: the cold-start list, not the user's own")
+    worst_review: WorstReview | None = Field(
+        default=None, description="worst mode only: the review that proves the product is bad"
+    )
+
+
+class UserRecommendations(BaseModel):
+    user_id: str
+    mode: Mode
+    k: int
+    known: bool = Field(description="the user is in the training data")
+    fallback: bool = Field(
+        description="true: nothing is known about the user yet, so this is the cold-start list"
+    )
+    items: list[Item]
+
+
+class ReviewIn(BaseModel):
+    """A review submitted by a user; a second review of the same item replaces the first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent_asin: Asin
+    rating: int = Field(ge=1, le=5, description="1 to 5 stars")
+    title: str | None = Field(default=None, max_length=MAX_TITLE)
+    text: str | None = Field(default=None, max_length=MAX_TEXT)
+
+
+class Review(BaseModel):
+    user_id: str
+    parent_asin: str
+    rating: float
+    title: str | None
+    text: str | None
+    timestamp: int = Field(description="when the server stored it, Unix milliseconds")
+
+
+class UserReviews(BaseModel):
+    user_id: str
+    known: bool = Field(description="the user is in the training data")
+    training_ratings: int = Field(description="how many ratings the user has in the training data")
+    reviews: list[Review] = Field(description="the reviews the user submitted here, oldest first")
+
+
+class ItemDetail(BaseModel):
+    parent_asin: str
+    title: str | None
+    main_category: str | None
+    store: str | None
+    price: float | None
+    average_rating: float | None
+    rating_number: int | None
+    categories: list[str]
+    image: str | None
+    ratings: int = Field(description="ratings of the item in the training data")
+    worst_review: WorstReview | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    pid: int = Field(description="the worker process that answered")
+    version: int = Field(description="increases with every successful reload")
+    loaded_at: int = Field(description="when the current state was loaded, Unix milliseconds")
+    data_tag: str
+    model: str
+    modes: list[Mode]
+    users: int
+    items: int
+
+
+class ReloadResult(BaseModel):
+    status: str
+    version: int
+    seconds: float
+    detail: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+class ValidationErrorOut(BaseModel):
+    message: str = Field(description="the first problem, naming the parameter")
+    detail: list[dict]

@@ -1,0 +1,568 @@
+"""What the service serves: the dataset, the production models and every lookup, as ONE object.
+
+:class:`ServingState` is built whole (load, validate, a smoke recommendation) before anyone
+sees it and never changes afterwards, except for its bounded cache of recommendation lists. The
+:class:`StateHolder` swaps it by a single reference assignment: a request takes the current state
+once, at its start, and keeps using it, so a reload never fails a request in flight; a reload
+that fails (a missing, broken or mismatched artifact) leaves the old state in place.
+
+The production models are the ones ``deepcart train --split none`` writes:
+``<model-dir>/<tag>/none/<type>/`` (required) and ``<type>-worst/`` (optional: without it worst
+mode answers 409 with the command that trains it). Both must have been fit on the dataset's
+current production split (the split id recorded in ``model.json``), so a dataset rebuilt but
+not retrained is refused rather than served with a model that does not match it.
+
+A user's interaction row for fold-in is their training row (from the production split) with
+their stored reviews merged over it (a stored review overrides the training rating of the same
+item); a user without training data is folded in from their stored reviews alone. A user with
+neither gets the cold-start fallback, flagged ``fallback``: in best mode the items with the
+highest Bayesian average rating (popular and well rated), in worst mode the engaged items
+(``min_engagement`` ratings or more) with the lowest. The Bayesian average of an item with
+``v`` ratings of mean ``R`` is ``(v R + m C) / (v + m)``, where ``C`` is the mean of all
+ratings and ``m`` is ``max(min_engagement, 1)``; its score is that average in best mode and
+``6 -`` it in worst mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+from deepcart.data.matrix import IdIndex, interactions
+from deepcart.data.mining import excerpt, worst_reviews
+from deepcart.data.paths import require_dataset
+from deepcart.data.split import load_split
+from deepcart.errors import DeepCartError, InputError
+from deepcart.fsutil import sha256_file
+from deepcart.models.base import Recommender, read_model_meta
+from deepcart.modes import candidates, model_input
+from deepcart.recommend import load_model_items, require_model
+from deepcart.serve.config import Settings
+from deepcart.serve.store import ReviewStore
+from deepcart.training import model_path
+
+MODES = ("best", "worst")
+
+log = logging.getLogger(__name__)
+
+
+class ModeUnavailable(DeepCartError):
+    """Worst mode was asked for but no worst-mode production model is loaded."""
+
+
+class ReloadRefused(DeepCartError):
+    """A reload failed; the state that was serving still is."""
+
+
+# ------------------------------------------------------------------------------ the dataset
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The tables of a dataset the service needs (read by ``reload_data``)."""
+
+    tag: str
+    root: Path
+    split_id: str
+    #: The production split's training data: user_id, parent_asin, rating.
+    train: pa.Table
+    #: The catalog (``items.parquet``).
+    items: pa.Table
+    #: The most helpful low-rated review of each item (:func:`deepcart.data.mining.worst_reviews`).
+    worst: pa.Table
+
+
+def load_dataset(settings: Settings) -> Dataset:
+    """Read the dataset ``settings.data_tag`` and its production split; check they match."""
+    tag = settings.data_tag
+    paths = require_dataset(settings.data_dir, tag)
+    train_cmd = (
+        f"deepcart train --data-dir {settings.data_dir} --data-tag {tag} --type {settings.type} "
+        "--split none"
+    )
+    try:
+        split = load_split(settings.data_dir, tag, "none")
+    except InputError as exc:
+        raise InputError(f"{exc}; make it (and the production model) with: {train_cmd}") from None
+    meta = _read_json(split.root / "split.json")
+    if meta.get("dataset_manifest_sha256") != sha256_file(paths.manifest):
+        raise InputError(
+            f"the production split of dataset {tag!r} ({split.root}) predates the dataset's "
+            f"last build; retrain with: {train_cmd}"
+        )
+    train = split.read("train").select(["user_id", "parent_asin", "rating"])
+    items = pq.read_table(paths.items)
+    if "parent_asin" not in items.column_names:
+        raise InputError(f"{paths.items}: has no parent_asin column")
+    return Dataset(
+        tag=tag,
+        root=paths.root,
+        split_id=str(meta.get("split_id")),
+        train=train,
+        items=items,
+        worst=worst_reviews(paths.reviews),
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+
+
+# ------------------------------------------------------------------------------ the state
+
+
+@dataclass(frozen=True)
+class Recs:
+    """One user's list, serialized once: ``json`` is the JSON array of its items (embed it in an
+    answer with ``orjson.Fragment``); ``fallback`` says whether it is the cold-start list.
+
+    Lists are cached as bytes, not as dicts: a hundred thousand cached lists add no objects for
+    the garbage collector to walk (its pauses would show in the tail latency).
+    """
+
+    json: bytes
+    fallback: bool
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        return orjson.loads(self.json)
+
+
+@dataclass(frozen=True, eq=False)
+class ServingState:
+    version: int
+    loaded_at: int
+    settings: Settings
+    dataset: Dataset
+    models: dict[str, Recommender]
+    model_dirs: dict[str, Path]
+    item_ids: list[str]
+    item_index: dict[str, int]
+    #: Per model item index: parent_asin, title, price, average_rating, image.
+    item_view: list[dict[str, Any]]
+    #: Per model item index: the mined worst review (title, excerpt, rating, helpful_vote) or None.
+    worst_view: list[dict[str, Any] | None]
+    #: parent_asin -> the catalog entry (GET /items/{parent_asin}); every item of the dataset.
+    catalog: dict[str, dict[str, Any]]
+    train: sp.csr_matrix
+    user_ids: list[str]
+    user_index: dict[str, int]
+    #: Rankable items per mode (None: all).
+    allowed: dict[str, np.ndarray | None]
+    #: Cold-start lists per mode: (item indices, scores), best first.
+    fallback: dict[str, tuple[np.ndarray, np.ndarray]]
+    cache_size: int
+    _cache: dict[tuple[Any, ...], Recs] = field(default_factory=dict, repr=False)
+
+    # ---------------------------------------------------------------- lookups
+
+    @property
+    def modes(self) -> list[str]:
+        return [m for m in MODES if m in self.models]
+
+    def is_known(self, user_id: str) -> bool:
+        return user_id in self.user_index
+
+    def training_count(self, user_id: str) -> int:
+        row = self.user_index.get(user_id)
+        return 0 if row is None else int(self.train.indptr[row + 1] - self.train.indptr[row])
+
+    def random_users(self, n: int) -> list[str]:
+        return random.sample(self.user_ids, min(n, len(self.user_ids)))
+
+    def item(self, parent_asin: str) -> dict[str, Any] | None:
+        return self.catalog.get(parent_asin)
+
+    # ---------------------------------------------------------------- recommending
+
+    def user_row(self, user_id: str, stored: Sequence[tuple[str, float]]) -> sp.csr_matrix:
+        """The 1 x n_items rating row of a user: training row, stored reviews merged over it."""
+        x = self.train
+        row = self.user_index.get(user_id)
+        merged: dict[int, float] = {}
+        if row is not None:
+            s, e = x.indptr[row], x.indptr[row + 1]
+            merged = dict(zip(x.indices[s:e].tolist(), x.data[s:e].tolist(), strict=True))
+        for asin, rating in stored:
+            j = self.item_index.get(asin)
+            if j is not None:
+                merged[j] = rating
+        cols = np.fromiter(sorted(merged), dtype=np.int32, count=len(merged))
+        vals = np.array([merged[c] for c in cols.tolist()], dtype=np.float32)
+        return sp.csr_matrix(
+            (vals, cols, np.array([0, len(cols)], dtype=np.int32)), shape=(1, len(self.item_ids))
+        )
+
+    def recommend(
+        self, user_id: str, stored: Sequence[tuple[str, float]], k: int, mode: str
+    ) -> Recs:
+        """The top-``k`` of one user in ``mode`` (cached while their reviews are unchanged)."""
+        model = self.models.get(mode)
+        if model is None:
+            raise ModeUnavailable(self._worst_missing())
+        key = (mode, k, user_id, tuple(stored))
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        x = self.user_row(user_id, stored)
+        if x.nnz == 0:
+            idx, scores = self.fallback[mode]
+            recs = self._items(idx[:k], scores[:k], mode, fallback=True)
+        else:
+            inp = model_input(x, mode, model.feedback)
+            idx2, scores2 = model.recommend(
+                inp, k=k, candidates=self.allowed[mode], exclude=None if mode == "best" else x
+            )
+            recs = self._items(idx2[0], scores2[0], mode, fallback=False)
+        if self.cache_size:
+            if len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = recs
+        return recs
+
+    def _items(self, idx: np.ndarray, scores: np.ndarray, mode: str, fallback: bool) -> Recs:
+        out = []
+        worst = mode == "worst"
+        for j, s in zip(idx.tolist(), scores.tolist(), strict=True):
+            if j < 0:
+                break
+            item = dict(self.item_view[j])
+            item["score"] = s
+            item["fallback"] = fallback
+            if worst:
+                item["worst_review"] = self.worst_view[j]
+            out.append(item)
+        return Recs(orjson.dumps(out), fallback)
+
+    def _worst_missing(self) -> str:
+        s = self.settings
+        return (
+            f"worst mode is off: no worst-mode {s.type!r} model for dataset {s.data_tag!r} at "
+            f"{model_path(s.model_dir, s.data_tag, 'none', s.type, 'worst')}; train it with: "
+            f"deepcart train --data-dir {s.data_dir} --model-dir {s.model_dir} "
+            f"--data-tag {s.data_tag} --type {s.type} --split none --mode worst"
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.settings.type!r} on dataset {self.dataset.tag!r} "
+            f"({len(self.user_ids):,} users, {len(self.item_ids):,} items; "
+            f"modes: {', '.join(self.modes)})"
+        )
+
+
+# ------------------------------------------------------------------------------ building
+
+
+def _load_model(path: Path, split_id: str, settings: Settings, mode: str) -> tuple[Any, IdIndex]:
+    flags = " --mode worst" if mode == "worst" else ""
+    cmd = (
+        f"deepcart train --data-dir {settings.data_dir} --model-dir {settings.model_dir} "
+        f"--data-tag {settings.data_tag} --type {settings.type} --split none{flags}"
+    )
+    try:
+        meta = read_model_meta(path)
+        model, items = load_model_items(path)
+    except DeepCartError:
+        raise
+    except Exception as exc:  # a corrupt file: say which and what, never a traceback
+        raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
+    extra = meta.get("extra", {})
+    if extra.get("mode", "best") != mode:
+        raise InputError(f"{path}: holds a {extra.get('mode')!r}-mode model, expected {mode!r}")
+    if extra.get("split_id") != split_id:
+        raise InputError(
+            f"{path}: was fit on another version of dataset {settings.data_tag!r} (split "
+            f"{extra.get('split_id')!r}, the dataset's production split is {split_id!r}); "
+            f"retrain with: {cmd}"
+        )
+    return model, items
+
+
+def _bayesian(x: sp.csr_matrix, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: the number of ratings and their Bayesian average (module docstring)."""
+    n_items = x.shape[1]
+    counts = np.bincount(x.indices, minlength=n_items).astype(np.float64)
+    sums = np.bincount(x.indices, weights=x.data, minlength=n_items)
+    global_mean = float(x.data.mean()) if x.nnz else 3.0
+    return counts, (sums + m * global_mean) / (counts + m)
+
+
+def _fallbacks(x: sp.csr_matrix, min_engagement: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    m = float(max(min_engagement, 1))
+    counts, avg = _bayesian(x, m)
+    items = np.arange(x.shape[1])
+    best = np.lexsort((items, -counts, -avg))
+    engaged = items[counts >= min_engagement]
+    worst = engaged[np.lexsort((engaged, -counts[engaged], avg[engaged]))]
+    return {
+        "best": (best, avg[best].astype(np.float32)),
+        "worst": (worst, (6.0 - avg[worst]).astype(np.float32)),
+    }
+
+
+def _clean(value: Any) -> Any:
+    """A JSON-safe scalar: NaN becomes None, float32 noise is rounded away."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 4)
+    return value
+
+
+def _catalog(items: pa.Table) -> dict[str, dict[str, Any]]:
+    fields = [
+        "title",
+        "main_category",
+        "store",
+        "price",
+        "average_rating",
+        "rating_number",
+        "categories",
+        "image",
+    ]
+    cols = {f: items[f].to_pylist() if f in items.column_names else None for f in fields}
+    out: dict[str, dict[str, Any]] = {}
+    for i, asin in enumerate(items["parent_asin"].to_pylist()):
+        entry: dict[str, Any] = {"parent_asin": asin}
+        for f in fields:
+            v = cols[f][i] if cols[f] is not None else None
+            entry[f] = _clean(v) if f != "categories" else (v or [])
+        out[asin] = entry
+    return out
+
+
+def _worst_view(worst: pa.Table) -> dict[str, dict[str, Any]]:
+    out = {}
+    rows = worst.select(
+        ["parent_asin", "review_title", "review_text", "review_rating", "review_helpful_vote"]
+    ).to_pylist()
+    for r in rows:
+        out[r["parent_asin"]] = {
+            "title": r["review_title"],
+            "excerpt": excerpt(r["review_text"]),
+            "rating": float(r["review_rating"]),
+            "helpful_vote": int(r["review_helpful_vote"] or 0),
+        }
+    return out
+
+
+def _load_models(
+    settings: Settings, dataset: Dataset
+) -> tuple[dict[str, Recommender], dict[str, Path], IdIndex]:
+    """The production models of ``dataset`` (best required, worst if trained) and their items."""
+    paths = {"best": require_model(settings.model_dir, dataset.tag, "none", settings.type, "best")}
+    worst_dir = model_path(settings.model_dir, dataset.tag, "none", settings.type, "worst")
+    if (worst_dir / "model.json").is_file():
+        paths["worst"] = worst_dir
+    models: dict[str, Recommender] = {}
+    items: IdIndex | None = None
+    for mode, path in paths.items():
+        model, its = _load_model(path, dataset.split_id, settings, mode)
+        if items is not None and not its.ids.equals(items.ids):
+            raise InputError(f"{path}: lists other items than {paths['best']}; retrain both")
+        models[mode], items = model, its
+    assert items is not None
+    return models, paths, items
+
+
+def build_state(settings: Settings, dataset: Dataset, version: int = 1) -> ServingState:
+    """Load the production models for ``dataset``, precompute every lookup, smoke-test it."""
+    models, paths, items = _load_models(settings, dataset)
+    return _assemble(settings, dataset, models, paths, items, version)
+
+
+def _assemble(
+    settings: Settings,
+    dataset: Dataset,
+    models: dict[str, Recommender],
+    paths: dict[str, Path],
+    items: IdIndex,
+    version: int,
+) -> ServingState:
+    x, users = interactions(dataset.train, items)
+    item_ids = items.to_list()
+    catalog = _catalog(dataset.items)
+    mined = _worst_view(dataset.worst)
+    counts = np.bincount(x.indices, minlength=len(item_ids))
+    item_view, worst_view = [], []
+    for j, asin in enumerate(item_ids):
+        entry = catalog.get(asin, {})
+        item_view.append(
+            {
+                "parent_asin": asin,
+                "title": entry.get("title"),
+                "price": entry.get("price"),
+                "average_rating": entry.get("average_rating"),
+                "image": entry.get("image"),
+            }
+        )
+        worst_view.append(mined.get(asin))
+        if asin in catalog:
+            catalog[asin]["ratings"] = int(counts[j])
+    for asin, entry in catalog.items():
+        entry.setdefault("ratings", 0)
+        entry["worst_review"] = mined.get(asin)
+    user_ids = users.to_list()
+    state = ServingState(
+        version=version,
+        loaded_at=int(time.time() * 1000),
+        settings=settings,
+        dataset=dataset,
+        models=models,
+        model_dirs=paths,
+        item_ids=item_ids,
+        item_index={a: j for j, a in enumerate(item_ids)},
+        item_view=item_view,
+        worst_view=worst_view,
+        catalog=catalog,
+        train=x,
+        user_ids=user_ids,
+        user_index={u: i for i, u in enumerate(user_ids)},
+        allowed={"best": None, "worst": candidates(x, "worst", settings.min_engagement)},
+        fallback=_fallbacks(x, settings.min_engagement),
+        cache_size=settings.cache_size,
+    )
+    _smoke_test(state)
+    return state
+
+
+def _smoke_test(state: ServingState) -> None:
+    """Recommend for a known user and a brand-new one in every mode; refuse a model that fails."""
+    probe = state.user_ids[:1]
+    for mode in state.modes:
+        model = state.models[mode]
+        rows = sp.vstack([state.user_row(u, ()) for u in probe] + [state.user_row("", ())])
+        rows = sp.csr_matrix(rows)
+        idx, scores = model.recommend(
+            model_input(rows, mode, model.feedback),
+            k=5,
+            candidates=state.allowed[mode],
+            exclude=rows,
+        )
+        if idx.shape != (rows.shape[0], 5):
+            raise InputError(
+                f"{state.model_dirs[mode]}: smoke test failed (recommend gave shape {idx.shape})"
+            )
+        valid = idx >= 0
+        if np.isnan(scores[valid]).any() or (idx[valid] >= len(state.item_ids)).any():
+            raise InputError(f"{state.model_dirs[mode]}: smoke test failed (bad indices or NaN)")
+    state._cache.clear()
+
+
+def load_state(settings: Settings, version: int = 1) -> ServingState:
+    """Everything ``deepcart serve`` serves, from the files ``settings`` names."""
+    # The model is checked first: a missing one is the likeliest mistake, and its message
+    # gives the train command.
+    require_model(settings.model_dir, settings.data_tag, "none", settings.type, "best")
+    return build_state(settings, load_dataset(settings), version)
+
+
+# ------------------------------------------------------------------------------ swapping
+
+
+class StateHolder:
+    """The current :class:`ServingState`, replaced whole by :meth:`reload`.
+
+    With several worker processes (``deepcart serve --workers N``) a reload request reaches one
+    of them. That worker then bumps a generation counter in the review database
+    (:meth:`ReviewStore.bump_generation`); every worker checks the counters once a second
+    (:meth:`follow`) and reloads itself when another one moved them, so all workers serve the
+    new state within about a second.
+    """
+
+    def __init__(
+        self, settings: Settings, state: ServingState, store: ReviewStore | None = None
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.store = store
+        self._lock = asyncio.Lock()
+        #: The reload generations (data, model) this worker's state reflects.
+        self.seen: dict[str, int] = store.generations() if store is not None else {}
+
+    async def reload(self, what: str) -> tuple[ServingState, float]:
+        """Build a new state off the event loop (``what``: 'data' or 'model') and swap it in.
+
+        Reloads are serialized. On any failure the current state stays and ReloadRefused says
+        why; on success the other workers are told (the generation counter).
+        """
+        import anyio.to_thread
+
+        async with self._lock:
+            started = time.perf_counter()
+            new = await self._reload(what)
+            if self.store is not None:
+                self.seen = await anyio.to_thread.run_sync(self.store.bump_generation, what)
+            return new, time.perf_counter() - started
+
+    async def follow(self) -> bool:
+        """Catch up with a reload another worker made; whether this one reloaded."""
+        import anyio.to_thread
+
+        if self.store is None:
+            return False
+        async with self._lock:
+            current = await anyio.to_thread.run_sync(self.store.generations)
+            if current == self.seen:
+                return False
+            what = "data" if current.get("data") != self.seen.get("data") else "model"
+            try:
+                await self._reload(what)
+            except ReloadRefused as exc:  # the other worker managed; retrying would not help
+                log.error("following another worker's %s reload: %s", what, exc)
+            self.seen = current
+            return True
+
+    async def _reload(self, what: str) -> ServingState:
+        import anyio.to_thread
+
+        old = self.state
+        try:
+            new = await anyio.to_thread.run_sync(
+                partial(_rebuild, self.settings, old, what == "data")
+            )
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, DeepCartError) else f"{type(exc).__name__}: {exc}"
+            raise ReloadRefused(
+                f"{what} reload refused, still serving version {old.version}: {reason}"
+            ) from None
+        self.state = new  # the swap: one reference assignment
+        return new
+
+
+def _rebuild(settings: Settings, old: ServingState, data: bool) -> ServingState:
+    if data:
+        return build_state(settings, load_dataset(settings), old.version + 1)
+    models, paths, items = _load_models(settings, old.dataset)
+    if items.to_list() != old.item_ids:  # another item index: every lookup is rebuilt
+        return _assemble(settings, old.dataset, models, paths, items, old.version + 1)
+    # The same items (a retrain on the same data): the lookups stay, only the models change.
+    new = dataclasses.replace(
+        old,
+        version=old.version + 1,
+        loaded_at=int(time.time() * 1000),
+        models=models,
+        model_dirs=paths,
+        _cache={},
+    )
+    _smoke_test(new)
+    return new

@@ -1,0 +1,335 @@
+"""The Spark engine against the DuckDB engine: identical datasets, counts and manifests; ingest in
+Spark tasks; ALS fit on Spark MLlib saved as our artifact.
+
+Spark tests are marked ``spark`` and skip with the reason when pyspark or Java 17+ is missing. One
+SparkSession (local[2], two shuffle partitions) serves the whole module; the data stays small.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import scipy.sparse as sp
+
+from deepcart.cli import main
+from deepcart.data import spark_session
+from deepcart.data.build import BuildReport, build_dataset
+from deepcart.data.ingest import ingest_file
+from deepcart.data.schema import schema_for
+from deepcart.data.synth import synthesize
+from deepcart.errors import DataFormatError, InputError
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[Any]:
+    reason = spark_session.spark_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    session = spark_session.get_spark(
+        "local[2]",
+        config={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.driver.memory": "1g",
+            # Tiny data: interpreting beats compiling every query.
+            "spark.sql.codegen.wholeStage": "false",
+        },
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def synth_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A small synthetic category ingested, plus hand-made extra review files and an item file
+    with a repeated row and without some reviewed items (stubs)."""
+    root = tmp_path_factory.mktemp("synth")
+    res = synthesize(root / "raw", n_users=300, n_items=150, n_reviews=4000, seed=5, progress=False)
+    reviews = ingest_file(res.reviews_path, root / "ing").output
+    meta = pq.read_table(ingest_file(res.meta_path, root / "ing").output)
+    base = pq.read_table(reviews)
+    users = base["user_id"].to_pylist()
+    asins = base["parent_asin"].to_pylist()
+    times = base["timestamp"].to_pylist()
+    # Extra file 1: the same (user, item) at the same time as a first-file review (the tie keeps
+    # the first file's row), an earlier one (replaces it), and a tie inside this file.
+    extra1_rows = [
+        (users[0], asins[0], 1.0, times[0], "tie with file 0"),
+        (users[1], asins[1], 2.0, times[1] - 1, "earlier than file 0"),
+        ("newuser", asins[2], 5.0, 10, "first of a tie"),
+        ("newuser", asins[2], 1.0, 10, "second of a tie"),
+        ("newuser", asins[3], 4.0, 11, None),
+    ]
+    extra2_rows = [("newuser", asins[4], 3.0, 12, None), (users[2], "B0NOMETA00", 4.0, 5, None)]
+    extras = []
+    for n, rows in enumerate((extra1_rows, extra2_rows)):
+        t = pa.table(
+            {
+                "user_id": [r[0] for r in rows],
+                "parent_asin": [r[1] for r in rows],
+                "rating": [r[2] for r in rows],
+                "timestamp": [r[3] for r in rows],
+                "title": [r[4] for r in rows],
+                "text": [None] * len(rows),
+                "helpful_vote": [1] * len(rows),
+                "verified_purchase": [False] * len(rows),
+            },
+            schema=schema_for("reviews"),
+        )
+        path = root / f"extra{n}.parquet"
+        pq.write_table(t, path, row_group_size=2)  # several row groups: row index across them
+        extras.append(path)
+    # Items: drop every 10th item (stubs), repeat one item with another title (first wins).
+    keep = [i for i in range(meta.num_rows) if i % 10]
+    items_t = pa.concat_tables([meta.take(keep), meta.slice(1, 1)])
+    items_t = items_t.set_column(
+        1, "title", pa.array(items_t["title"].to_pylist()[:-1] + ["a later duplicate"])
+    )
+    items = root / "items.parquet"
+    pq.write_table(items_t.cast(schema_for("items")), items, row_group_size=50)
+    return {"reviews": reviews, "extras": extras, "items": items, "root": root}
+
+
+def _both(tmp: Path, **kw: Any) -> tuple[BuildReport, BuildReport]:
+    reports = []
+    for engine in ("duckdb", "spark"):
+        reports.append(
+            build_dataset(
+                output_dir=tmp / engine, tag="t", engine=engine, echo=lambda s: None, **kw
+            )
+        )
+    return reports[0], reports[1]
+
+
+def _assert_same(a: BuildReport, b: BuildReport) -> None:
+    for name in ("reviews", "items"):
+        ta = pq.read_table(getattr(a.paths, name))
+        tb = pq.read_table(getattr(b.paths, name))
+        assert ta.schema.equals(tb.schema, check_metadata=True), name
+        assert ta.schema.metadata == schema_for(name).metadata
+        assert ta.equals(tb), f"{name}: the engines wrote different rows"
+    assert a.counts == b.counts
+    ma, mb = json.loads(a.paths.manifest.read_text()), json.loads(b.paths.manifest.read_text())
+    assert (ma.pop("engine"), mb.pop("engine")) == ("duckdb", "spark")
+    assert ma == mb
+
+
+@pytest.mark.spark
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"min_interactions": 5, "min_ratings": 5},
+        {"min_interactions": 4, "min_ratings": 6, "k_core": True, "sample_n": 60, "seed": 7},
+    ],
+    ids=["plain", "k-core-sampled"],
+)
+def test_parity_on_synthetic_data(
+    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path, params: dict[str, Any]
+) -> None:
+    a, b = _both(
+        tmp_path,
+        reviews_file=synth_inputs["reviews"],
+        items_file=synth_inputs["items"],
+        extra_reviews=synth_inputs["extras"],
+        **params,
+    )
+    _assert_same(a, b)
+    c = a.counts
+    assert c["duplicates_dropped"] > 2 and c["items_without_metadata"] > 0
+    assert c["reviews_written"] > 0 and c["items_written"] > 0
+    if params.get("sample_n"):
+        assert c["users_written"] == params["sample_n"]
+    # The ties: file 0's row wins an equal timestamp; within a file, the earlier row.
+    rows = pq.read_table(b.paths.reviews).to_pylist()
+    titles = {r["title"] for r in rows}
+    assert "tie with file 0" not in titles and "second of a tie" not in titles
+    assert "a later duplicate" not in set(pq.read_table(b.paths.items)["title"].to_pylist())
+
+
+@pytest.mark.spark
+def test_parity_without_items_sampling_everyone_and_uri_input(spark: Any, tmp_path: Path) -> None:
+    path = tmp_path / "r.parquet"
+    rows = [(f"u{i % 7}", f"i{i % 5}", 1 + i % 5, i // 3) for i in range(60)]
+    t = pa.table(
+        {
+            "user_id": [r[0] for r in rows],
+            "parent_asin": [r[1] for r in rows],
+            "rating": [float(r[2]) for r in rows],
+            "timestamp": [r[3] for r in rows],
+            "title": [f"row {n}" for n in range(len(rows))],
+            "text": [None] * len(rows),
+            "helpful_vote": [None] * len(rows),
+            "verified_purchase": [None] * len(rows),
+        },
+        schema=schema_for("reviews"),
+    )
+    pq.write_table(t, path, row_group_size=7)
+    a, b = _both(
+        tmp_path, reviews_file=path, items_file=None, min_interactions=1, min_ratings=1, sample_n=99
+    )
+    _assert_same(a, b)
+    assert a.counts["items_without_metadata"] == a.counts["items_written"] == 5
+    # A URI is read in place by Spark (here file://; s3a:// and gs:// the same way).
+    c = build_dataset(
+        reviews_file=path.as_uri(),
+        items_file=None,
+        output_dir=tmp_path / "uri",
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        sample_n=99,
+        engine="spark",
+        echo=lambda s: None,
+    )
+    assert pq.read_table(c.paths.reviews).equals(pq.read_table(a.paths.reviews))
+    rec_a, rec_c = a.manifest["inputs"]["reviews"], c.manifest["inputs"]["reviews"]
+    assert rec_c == {**rec_a, "path": path.as_uri()}
+    with pytest.raises(InputError, match="only --engine spark reads URIs"):
+        build_dataset(reviews_file=path.as_uri(), items_file=None, output_dir=tmp_path, tag="t")
+
+
+@pytest.mark.spark
+@pytest.mark.realdata
+def test_parity_on_real_all_beauty_5core_k_core(
+    spark: Any, amazon_dir: Path, tmp_path: Path
+) -> None:
+    csv = (
+        amazon_dir / "amazon2023_all_beauty_benchmark" / "5core" / "rating_only" / "All_Beauty.csv"
+    )
+    a, b = _both(
+        tmp_path, reviews_file=csv, items_file=None, min_interactions=4, min_ratings=6, k_core=True
+    )
+    _assert_same(a, b)
+    assert a.counts["reviews_read"] == 2535 and a.counts["k_core_rounds"] == 7
+    assert a.counts["reviews_written"] == 1867
+
+
+@pytest.mark.spark
+@pytest.mark.realdata
+def test_parity_on_real_gift_cards_with_meta(spark: Any, amazon_dir: Path, tmp_path: Path) -> None:
+    d = amazon_dir / "amazon2018_giftcards_5core"
+    a, b = _both(
+        tmp_path,
+        reviews_file=d / "Gift_Cards_5.json",
+        items_file=d / "meta_Gift_Cards.json",
+        min_interactions=2,
+        min_ratings=3,
+        sample_n=100,
+    )
+    _assert_same(a, b)
+    assert a.counts["meta_items"] > 0 and a.counts["duplicates_dropped"] > 0
+
+
+@pytest.mark.spark
+def test_cli_build_spark_prints_the_same_report(
+    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = {}
+    for engine in ("duckdb", "spark"):
+        args = ["build", "--reviews-file", str(synth_inputs["reviews"]), "--items-file"]
+        args += [str(synth_inputs["items"]), "--tag", "t", "--output-dir", str(tmp_path)]
+        assert main([*args, "--engine", engine, "--spark-master", "local[2]", "--quiet"]) == 0
+        out[engine] = capsys.readouterr().out
+    assert out["duckdb"] == out["spark"]
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert manifest["engine"] == "spark"
+
+
+@pytest.mark.spark
+def test_ingest_in_spark_tasks_equals_local_ingest(
+    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path
+) -> None:
+    from deepcart.data.engine_spark import ingest_files
+
+    raw = sorted((synth_inputs["root"] / "raw").iterdir())
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"user_id": "u", "parent_asin": "i", "rating": 5, "timestamp": 1}\n\n{"user_id": 1\n'
+    )
+    reports = ingest_files([*raw, bad], tmp_path / "spark", on_bad_lines="skip")
+    for path, rep in zip([*raw, bad], reports, strict=True):
+        local = ingest_file(path, tmp_path / "local", on_bad_lines="skip")
+        assert rep.summary().replace("/spark/", "/local/") == local.summary()
+        assert pq.read_table(rep.output).equals(pq.read_table(local.output))
+    assert reports[-1].skipped == {"invalid_json": 1}
+    with pytest.raises(DataFormatError, match=r"bad\.jsonl:3: "):
+        ingest_files([bad], tmp_path / "err")
+
+
+@pytest.mark.spark
+def test_als_on_spark_saves_our_artifact(spark: Any, tmp_path: Path) -> None:
+    from deepcart.data.split import SplitParams
+    from deepcart.models.als_spark import train_als_spark
+    from deepcart.models.base import Recommender
+
+    res = synthesize(tmp_path / "raw", n_users=200, n_items=80, n_reviews=2500, progress=False)
+    build_dataset(
+        reviews_file=res.reviews_path,
+        items_file=res.meta_path,
+        output_dir=tmp_path / "data",
+        tag="q",
+        echo=lambda s: None,
+    )
+    result = train_als_spark(
+        data_dir=tmp_path / "data",
+        tag="q",
+        split_params=SplitParams(protocol="users"),
+        params={"factors": 8, "iterations": 4},
+        model_dir=tmp_path / "models",
+        echo=lambda s: None,
+    )
+    assert result.path == tmp_path / "models" / "q" / "users" / "als"
+    meta = json.loads((result.path / "model.json").read_text())
+    assert meta["model"] == "als" and meta["params"]["regularization"] == 10.0
+    trainer = meta["extra"]["trainer"]
+    assert trainer["engine"] == "spark" and trainer["mllib_params"]["rank"] == 8
+    # regParam = lambda / mean training interactions per user (ALS-WR scaling).
+    mean_nu = meta["extra"]["n_train_ratings"] / meta["extra"]["n_train_users"]
+    assert trainer["mllib_params"]["regParam"] == pytest.approx(10.0 / mean_nu)
+    loaded = Recommender.load(result.path)
+    assert np.array_equal(loaded.item_factors_, result.model.item_factors_)
+    assert np.abs(loaded.item_factors_).sum() > 0
+    new_user = sp.csr_matrix(([5.0, 4.0], ([0, 0], [0, 1])), shape=(1, loaded.n_items_))
+    idx, scores = loaded.recommend(new_user, k=5)
+    assert (idx >= 0).all() and not set(idx[0]) & {0, 1}
+    assert np.allclose(scores, result.model.recommend(new_user, k=5)[1])
+
+
+def test_train_engine_spark_is_for_als_only(capsys: pytest.CaptureFixture) -> None:
+    code = main(["train", "--data-tag", "x", "--type", "popular", "--engine", "spark"])
+    assert code == 2
+    assert "--engine spark: trains --type als only" in capsys.readouterr().err
+
+
+def test_missing_java_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pytest.importorskip("pyspark", reason="the pyspark-missing message is tested instead")
+    monkeypatch.setattr(spark_session, "_java_executable", lambda: None)
+    with pytest.raises(InputError, match="openjdk-17-jre-headless"):
+        spark_session.get_spark("local[1]")
+    args = ["build", "--reviews-file", str(tmp_path / "r.parquet"), "--items-file", "none"]
+    assert main([*args, "--tag", "t", "--engine", "spark", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("deepcart: error: --engine spark needs Java 17+: apt-get install")
+
+
+def test_missing_pyspark_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pyspark(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "pyspark" or name.startswith("pyspark."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyspark)
+    assert "pip install 'deepcart[spark]'" in (spark_session.spark_unavailable_reason() or "")

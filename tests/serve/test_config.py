@@ -1,0 +1,73 @@
+"""Settings: flags over DEEPCART_* variables over defaults; one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepcart.cli import build_parser, main
+from deepcart.errors import InputError
+from deepcart.serve.config import load_settings
+
+
+def _given(argv: list[str]) -> dict[str, object]:
+    args = build_parser().parse_args(["serve", *argv])
+    return {name: getattr(args, name) for name in getattr(args, "given", set())}
+
+
+def test_flags_override_env_which_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPCART_DATA_TAG", "fromenv")
+    monkeypatch.setenv("DEEPCART_TYPE", "popular")
+    monkeypatch.setenv("DEEPCART_PORT", "7000")
+    s = load_settings(**_given([]))
+    assert (s.data_tag, s.type, s.port, s.host) == ("fromenv", "popular", 7000, "127.0.0.1")
+    # A flag given with the default's own value still wins over the environment.
+    s = load_settings(**_given(["--port", "8000", "--data-tag", "flag", "--type", "als"]))
+    assert (s.data_tag, s.type, s.port) == ("flag", "als", 8000)
+    assert s.database_url() == f"sqlite:///{Path('data/processed/_reviews/flag.db')}"
+
+
+def test_admin_token_from_env_only_and_empty_means_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPCART_ADMIN_TOKEN", "hunter2")
+    s = load_settings(data_tag="t", type="als")
+    assert s.admin_token is not None and s.admin_token.get_secret_value() == "hunter2"
+    assert "hunter2" not in repr(s)
+    monkeypatch.setenv("DEEPCART_ADMIN_TOKEN", "")
+    assert load_settings(data_tag="t", type="als").admin_token is None
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--admin-token", "x"])
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "--data-tag (or DEEPCART_DATA_TAG): required"),
+        ({"DEEPCART_DATA_TAG": "t", "DEEPCART_TYPE": "nope"}, "--type (or DEEPCART_TYPE)"),
+        ({"DEEPCART_DATA_TAG": "../x", "DEEPCART_TYPE": "als"}, "--data-tag"),
+        ({"DEEPCART_DATA_TAG": "t", "DEEPCART_TYPE": "als", "DEEPCART_PORT": "x"}, "--port"),
+        ({"DEEPCART_DATA_TAG": "t", "DEEPCART_TYPE": "als", "DEEPCART_PORT": "70000"}, "--port"),
+    ],
+)
+def test_bad_settings_are_input_errors(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name in ("DEEPCART_DATA_TAG", "DEEPCART_TYPE", "DEEPCART_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings()
+
+
+def test_serve_without_a_model_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DEEPCART_DATA_TAG", raising=False)
+    code = main(
+        ["serve", "--data-dir", str(tmp_path), "--model-dir", str(tmp_path / "m"),
+         "--data-tag", "t", "--type", "als"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "deepcart train --data-tag t --type als --split none" in err

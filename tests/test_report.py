@@ -1,0 +1,218 @@
+"""`deepcart report`: render the HTML report of a small synthetic dataset and check its content;
+open it in headless Chromium (marker ``browser``) to check that it displays with nothing fetched."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from deepcart.cli import main
+from deepcart.data.build import build_dataset
+from deepcart.data.split import SplitParams
+from deepcart.data.synth import synthesize
+from deepcart.eval.evaluate import evaluate_models
+from deepcart.report import SECTIONS, write_report
+from deepcart.report.stats import tail
+
+pytest.importorskip("matplotlib", reason="the report needs the 'report' extra (matplotlib)")
+
+TAG = "rep"
+XSS = "<script>window.__deepcart_xss = 1</script>"
+#: Headless, no sandbox (root in CI containers), and no traffic of Chromium's own.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small built dataset whose low-rated reviews carry a script tag, and the metrics of two
+    cheap models under <root>/reports."""
+    root = tmp_path_factory.mktemp("report")
+    synth = synthesize(
+        root / "raw", n_users=300, n_items=120, n_reviews=3000, seed=3, progress=False
+    )
+    report = build_dataset(
+        reviews_file=synth.reviews_path,
+        items_file=synth.meta_path,
+        output_dir=root / "data",
+        tag=TAG,
+        progress=False,
+        echo=lambda s: None,
+    )
+    # User content reaches the report: every complaint starts with a script tag.
+    reviews = pq.read_table(report.paths.reviews)
+    low = pc.less_equal(reviews["rating"], 2.0)
+    text = pc.if_else(low, pc.binary_join_element_wise(XSS, reviews["text"], " "), reviews["text"])
+    reviews = reviews.set_column(reviews.schema.get_field_index("text"), "text", text)
+    pq.write_table(reviews, report.paths.reviews)
+    evaluate_models(
+        data_dir=root / "data",
+        tag=TAG,
+        model_types=["random", "popular"],
+        split_params=SplitParams(seed=0),
+        model_dir=root / "models",
+        reports_dir=root / "reports",
+        n_boot=50,
+        echo=lambda s: None,
+    )
+    return root
+
+
+@pytest.fixture(scope="module")
+def report_html(dataset: Path) -> Path:
+    return write_report(dataset / "data", TAG, reports_dir=dataset / "reports")
+
+
+def test_every_section_and_the_model_comparison(dataset: Path, report_html: Path) -> None:
+    assert report_html == dataset / "reports" / TAG / "index.html"
+    doc = report_html.read_text(encoding="utf-8")
+    assert doc.startswith("<!DOCTYPE html>")
+    for anchor, heading in SECTIONS.items():
+        assert f'<section id="{anchor}"><h2>{heading}</h2>' in doc, heading
+    assert "users split, best mode, K=10 (2 models" in doc
+    for model in ("random", "popular"):
+        assert f"<td>{model}</td>" in doc
+    # The best model's NDCG and its CI, as metrics.json holds them.
+    best = json.loads(
+        (dataset / "reports" / TAG / "users" / "popular" / "metrics.json").read_text()
+    )
+    lo, hi = best["ci95"]["ndcg"]
+    assert f"{best['metrics']['ndcg']:.4f} [{lo:.4f}, {hi:.4f}]" in doc
+
+
+def test_funnel_numbers_are_the_manifest_counts(dataset: Path, report_html: Path) -> None:
+    doc = report_html.read_text(encoding="utf-8")
+    manifest = json.loads((dataset / "data" / TAG / "manifest.json").read_text())
+    counts = manifest["counts"]
+    rows = dict(re.findall(r"<tr data-key='(\w+)'>.*?<td class='count'>([\d,]+)</td></tr>", doc))
+    expected = {
+        "reviews_read", "duplicates_dropped", "items_dropped_min_ratings",
+        "reviews_dropped_no_item", "users_dropped_min_interactions", "reviews_dropped_no_user",
+        "items_dropped_no_review", "reviews_written", "users_written", "items_written",
+    }  # fmt: skip
+    assert expected <= set(rows)
+    for key, shown in rows.items():
+        assert int(shown.replace(",", "")) == counts[key], key
+    for line in manifest["report"]:  # what build printed, verbatim
+        assert line.replace("<", "&lt;") in doc
+
+
+def test_images_are_embedded_and_nothing_is_fetched(report_html: Path) -> None:
+    doc = report_html.read_text(encoding="utf-8")
+    srcs = re.findall(r'<img src="([^"]*)"', doc)
+    assert len(srcs) >= 8
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", doc, re.I)
+    assert "<link" not in doc and "@import" not in doc and "url(" not in doc
+
+
+def test_user_content_is_escaped(report_html: Path) -> None:
+    doc = report_html.read_text(encoding="utf-8")
+    assert "<script" not in doc.lower()
+    assert "&lt;script&gt;window.__deepcart_xss = 1&lt;/script&gt;" in doc
+    # The worst products section shows complaints: the escaped script is one of them.
+    worst = doc.split('<section id="worst">', 1)[1].split("</section>", 1)[0]
+    assert worst.count("<div class='product'>") >= 3 and "&lt;script&gt;" in worst
+
+
+def test_cli_report_without_metrics_and_the_errors(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "sub" / "report.html"
+    args = ["report", "--data-dir", str(dataset / "data"), "--data-tag", TAG,
+            "--reports-dir", str(tmp_path / "none"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert out.is_file() and f"to {out}" in capsys.readouterr().out
+    assert not list(out.parent.glob(".*"))  # the temporary file was renamed, not left behind
+    doc = out.read_text(encoding="utf-8")  # no metrics for this tag: no model comparison
+    assert '<section id="models">' not in doc and 'href="#models"' not in doc
+    assert '<section id="worst">' in doc
+
+    assert main(["report", "--data-dir", str(dataset / "data"), "--data-tag", "missing"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no dataset tagged 'missing'" in err
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the extra were not installed
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "deepcart[report]" in err
+
+
+def test_tail_statistics_by_hand() -> None:
+    # 1 item with 10 reviews, 2 with 5, 7 with 1: 10 items, 27 reviews.
+    t = tail([(1, 7), (10, 1), (5, 2)])
+    assert (t.entities, t.total, t.max) == (10, 27, 10)
+    assert t.mean == pytest.approx(2.7)
+    assert t.median == 1
+    assert t.top20_share == pytest.approx(15 / 27)  # the top 2 items: 10 + 5
+    assert t.ranks == [1, 1, 2, 3, 4, 10] and t.values == [10, 10, 5, 5, 1, 1]
+    empty = tail([])
+    assert empty.entities == 0 and empty.total == 0
+
+
+# --------------------------------------------------------------------------- headless Chromium
+
+
+def _chromium() -> str:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("chromium is not on PATH (install it with scripts/setup-test-deps.sh)")
+    return exe
+
+
+@pytest.mark.browser
+def test_report_displays_in_headless_chromium(report_html: Path, tmp_path: Path) -> None:
+    exe = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    requests: list[str] = []
+    errors: list[str] = []
+    shot = tmp_path / "report.png"
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),  # a fresh user data dir
+            executable_path=exe,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1400},
+            timeout=60_000,
+        )
+        try:
+            page = context.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(report_html.resolve().as_uri(), wait_until="load")
+            images = page.evaluate(
+                "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
+            )
+            headings = page.evaluate(
+                "Array.from(document.querySelectorAll('h2'), h => h.innerText)"
+            )
+            xss = page.evaluate("window.__deepcart_xss === undefined")
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            context.close()
+    assert len(images) >= 8 and all(done and width > 0 for done, width in images), images
+    assert headings == list(SECTIONS.values())
+    assert xss, "a review's script ran"
+    outside = [u for u in requests if not u.startswith(("file:", "data:"))]
+    assert not outside, outside
+    assert not errors, errors
+    assert shot.stat().st_size > 50_000
