@@ -1,13 +1,19 @@
 """Benchmark: every model side by side on the synthetic default and the staged real datasets.
 
-For each dataset: build it (raw files go through ingest), then `deepcart test --type all` in best
+For each dataset: build it (raw files go through ingest), then `deepcart test` with every classic
+model (all but the neural ones, which have their own benchmark: `benchmarks/neural.py`) in best
 mode and in worst mode on the `users` split, and print one Markdown table per dataset and mode
-(NDCG@10 with its 95% CI, RMSE where the model predicts ratings, fit and recommend seconds). The
-"what must hold" checks of the models issue are printed at the end: ease, als and itemknn beat
-popular on NDCG@10 (best mode), and the best worst-mode model beats naive-worst, the "lowest
-average rating among engaged items" heuristic.
+(NDCG@10 with its 95% CI and the p-value of a paired t-test of its per-user NDCG@10 against
+popular's in best mode and naive-worst's in worst mode, RMSE where the model predicts ratings,
+fit and recommend seconds). The
+"what must hold" checks of the models issue are printed at the end, with the paired test's p and
+the number of test users scored: ease, als and itemknn beat popular on NDCG@10 (best mode), and
+in worst mode they beat naive-worst, the "lowest average rating among engaged items" heuristic,
+on worst mode's relevance (held-out ratings <= 2).
 
     python benchmarks/models.py --shared ../shared/data/amazon --workdir /tmp/deepcart-bench-models
+
+It prints the date and the load average first (the machine may be shared: times are noisy).
 """
 
 from __future__ import annotations
@@ -15,39 +21,35 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
-from deepcart.data.build import build_dataset
-from deepcart.data.split import SplitParams
-from deepcart.data.synth import synthesize
+from bench_data import DATASETS, add_dataset_args, build_datasets, load_average
+from bench_data import fmt as _fmt
+
+from deepcart.data.split import SplitParams, make_split
+from deepcart.data.splitdata import load_split_data
+from deepcart.eval import metrics as M
 from deepcart.eval.evaluate import EvalResult, evaluate_models
-
-#: (tag, reviews file relative to the staged data, min interactions, min ratings)
-REAL = [
-    ("giftcards", "amazon2018_giftcards_5core/Gift_Cards_5.json", 2, 2),
-    ("fashion", "amazon2018_fashion_5core/AMAZON_FASHION_5.json", 2, 2),
-    ("music", "amazon2014_digital_music_prefix/reviews_Digital_Music_5.prefix.json", 2, 2),
-    ("magazine", "amazon2018_magazine_ratings/Magazine_Subscriptions.csv", 2, 2),
-    ("beauty5", "amazon2023_all_beauty_benchmark/5core/rating_only/All_Beauty.csv", 2, 2),
-]
+from deepcart.models import NEEDS_TORCH, model_names
 
 
-def _fmt(x: float, d: int = 4) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.{d}f}"
-
-
-def table(results: list[EvalResult]) -> list[str]:
+def table(results: list[EvalResult], reference: str) -> list[str]:
+    """The Markdown table; "p vs <reference>": paired t-test of per-user NDCG@10."""
+    ref = next((r for r in results if r.model.removesuffix("-worst") == reference), None)
     lines = [
-        "| model | NDCG@10 [95% CI] | Recall@10 | MAP@10 | RMSE | fit s | recommend s |",
-        "|---|---|---|---|---|---|---|",
+        f"| model | NDCG@10 [95% CI] | p vs {reference} | Recall@10 | MAP@10 | RMSE | fit s "
+        "| recommend s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lo, hi = r.ci["ndcg"]
         m = r.metrics
+        p = math.nan
+        if ref is not None and r is not ref and r.n_scored:
+            p = M.paired_test(r.per_user["ndcg"], ref.per_user["ndcg"])
         lines.append(
-            f"| {r.model} | {_fmt(m['ndcg'])} [{_fmt(lo)}, {_fmt(hi)}] | {_fmt(m['recall'])} | "
-            f"{_fmt(m['map'])} | {_fmt(m.get('rmse', math.nan))} | {_fmt(r.fit_seconds, 2)} | "
-            f"{_fmt(r.recommend_seconds, 2)} |"
+            f"| {r.model} | {_fmt(m['ndcg'])} [{_fmt(lo)}, {_fmt(hi)}] | {_fmt(p, 2)} | "
+            f"{_fmt(m['recall'])} | {_fmt(m['map'])} | {_fmt(m.get('rmse', math.nan))} | "
+            f"{_fmt(r.fit_seconds, 2)} | {_fmt(r.recommend_seconds, 2)} |"
         )
     lines.append(f"\n{results[0].n_scored:,} test users scored, {results[0].n_skipped:,} skipped.")
     return lines
@@ -55,51 +57,13 @@ def table(results: list[EvalResult]) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path("../shared/data/amazon"))
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepcart-bench-models"))
-    ap.add_argument("--synth-users", type=int, default=10_000)
-    ap.add_argument("--synth-items", type=int, default=5_000)
-    ap.add_argument("--synth-reviews", type=int, default=150_000)
+    add_dataset_args(ap, "/tmp/deepcart-bench-models", DATASETS)
     args = ap.parse_args()
+    print(f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {load_average()}")
+    classic = [m for m in model_names() if m not in NEEDS_TORCH]
     data = args.workdir / "processed"
     quiet = dict(echo=lambda s: None)
-    datasets: list[str] = []
-
-    synth = synthesize(
-        args.workdir / "synthetic",
-        n_users=args.synth_users,
-        n_items=args.synth_items,
-        n_reviews=args.synth_reviews,
-        seed=0,
-        progress=False,
-    )
-    build_dataset(
-        reviews_file=synth.reviews_path,
-        items_file=synth.meta_path,
-        output_dir=data,
-        tag="synthetic",
-        min_interactions=5,
-        min_ratings=5,
-        progress=False,
-        **quiet,
-    )
-    datasets.append("synthetic")
-    for tag, rel, mi, mr in REAL:
-        path = args.shared / rel
-        if not path.is_file():
-            print(f"skipping {tag}: {path} not found")
-            continue
-        build_dataset(
-            reviews_file=path,
-            items_file=None,
-            output_dir=data,
-            tag=tag,
-            min_interactions=mi,
-            min_ratings=mr,
-            progress=False,
-            **quiet,
-        )
-        datasets.append(tag)
+    datasets = build_datasets(args)
 
     checks: list[str] = []
     for tag in datasets:
@@ -108,7 +72,7 @@ def main() -> None:
             results = evaluate_models(
                 data_dir=data,
                 tag=tag,
-                model_types=["all"],
+                model_types=classic,
                 split_params=SplitParams(),
                 model_dir=args.workdir / "models",
                 reports_dir=args.workdir / "reports",
@@ -116,25 +80,27 @@ def main() -> None:
                 min_engagement=5,
                 **quiet,
             )
-            print(f"\n### {tag}, {mode} mode ({time.perf_counter() - started:.1f} s)\n")
-            print("\n".join(table(results)))
-            by = {r.model.removesuffix("-worst"): r.metrics["ndcg"] for r in results}
+            print(
+                f"\n### {tag}, {mode} mode ({time.perf_counter() - started:.1f} s; "
+                f"load average {load_average()})\n"
+            )
             if mode == "best":
-                for m in ("ease", "als", "itemknn"):
-                    ok = by[m] > by["popular"]
-                    checks.append(
-                        f"{tag}: {m} {by[m]:.4f} vs popular {by['popular']:.4f} -> "
-                        f"{'beats' if ok else 'DOES NOT beat'}"
-                    )
-            elif results[0].n_scored == 0:
+                split = make_split(data, tag, SplitParams(), echo=lambda s: None)
+                print(f"Training data: {load_split_data(split).describe()}.\n")
+            print("\n".join(table(results, "popular" if mode == "best" else "naive")))
+            by = {r.model.removesuffix("-worst"): r for r in results}
+            n = results[0].n_scored
+            if mode == "worst" and n == 0:
                 checks.append(f"{tag} worst: no test user has a held-out low rating; not scored")
-            else:
-                best = max((m for m in by if m != "naive"), key=lambda m: by[m])
-                ok = by[best] > by["naive"]
+                continue
+            ref = "popular" if mode == "best" else "naive"
+            ref_name = "popular" if mode == "best" else "naive-worst"
+            for m in ("ease", "als", "itemknn"):
+                a, b = by[m].metrics["ndcg"], by[ref].metrics["ndcg"]
+                p = M.paired_test(by[m].per_user["ndcg"], by[ref].per_user["ndcg"])
                 checks.append(
-                    f"{tag} worst: best model {best} {by[best]:.4f} vs naive-worst (lowest "
-                    f"average rating among engaged items) {by['naive']:.4f} -> "
-                    f"{'beats' if ok else 'DOES NOT beat'}"
+                    f"{tag} {mode}: {m} {a:.4f} vs {ref_name} {b:.4f} -> "
+                    f"{'beats' if a > b else 'DOES NOT beat'} (p {_fmt(p, 3)}, {n} test users)"
                 )
     print("\n## Checks\n")
     print("\n".join(f"- {c}" for c in checks))

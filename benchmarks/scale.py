@@ -10,14 +10,22 @@ Steps (each reused from ``--workdir`` on the next run with the same size, unless
    without iteration; ``--k-core`` to iterate) with each engine in a child process, measuring
    its wall time and its peak memory: the sum of the RSS of the child's whole process tree
    (for Spark: the Python driver and the JVM that holds the executors in local mode), sampled
-   every 0.1 s from /proc, and the largest single-process high-water mark (``VmHWM``; for Spark,
-   the JVM);
+   every 0.1 s from /proc (helpers forked by the JVM that have not exec'd share its memory and
+   are not counted), and the largest single-process high-water mark (``VmHWM``; for Spark, the
+   JVM);
 4. check that both engines wrote identical reviews and items (compared in slices) and counts.
 
-Prints one table and writes ``<workdir>/scale-<reviews>.json``. Example::
+For Spark it also reports, from the child's debug log, the time of Spark's sort into staged part
+files and of the driver's sequential combine of the parts into the single ``reviews.parquet``
+(with its rate in reviews/s and MB/s of output): the one step that does not scale out.
+
+Prints one table and writes ``<workdir>/scale-<reviews>.json`` (``scale-<reviews>-<engine>.json``
+when ``--engines`` names one engine; the parity check then uses the other engine's output left in
+the workdir by an earlier run, if any). Example::
 
     python benchmarks/scale.py --reviews 2000000 --workdir /tmp/deepcart-scale
     python benchmarks/scale.py --reviews 20000000 --workdir /tmp/deepcart-scale
+    python benchmarks/scale.py --reviews 20000000 --engines spark  # Spark again, same input
 
 Spark runs with ``--spark-master`` (default ``local[*]``) and DeepCart's local-mode defaults
 (driver heap half the machine's memory); DuckDB with its defaults (80% of memory, every core).
@@ -29,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -40,9 +49,15 @@ USERS_PER_REVIEW = 18.3 / 43.9
 ITEMS_PER_REVIEW = 1.6 / 43.9
 MB = 1 << 20
 
+# The child logs DeepCart's diagnostics (debug level; not py4j's or DuckDB's) to its stderr,
+# which _measure saves as build-<engine>.log: the Spark engine's per-phase times come from there.
 _CHILD = """
-import json, sys, time
+import json, logging, sys, time
 from deepcart.data.build import build_dataset
+handler = logging.StreamHandler(sys.stderr)
+handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+logging.getLogger("deepcart").addHandler(handler)
+logging.getLogger("deepcart").setLevel(logging.DEBUG)
 a = json.loads(sys.argv[1])
 t0 = time.perf_counter()
 rep = build_dataset(reviews_file=a["reviews"], items_file=a["items"], output_dir=a["out"],
@@ -51,6 +66,24 @@ rep = build_dataset(reviews_file=a["reviews"], items_file=a["items"], output_dir
                     spark_master=a["master"], echo=lambda s: print(s, file=sys.stderr))
 print("RESULT " + json.dumps({"seconds": time.perf_counter() - t0, "counts": rep.counts}))
 """
+
+
+# Debug lines of deepcart.data.engine_spark._write: Spark's sort into staged part files, then the
+# driver's sequential combine of the parts into the single output file.
+_STAGED = re.compile(r"spark build: (\w+) sorted and staged in ([0-9.]+) s")
+_COMBINED = re.compile(r"spark build: (\w+) combined \((\d+) parts\) in ([0-9.]+) s")
+
+
+def _spark_phases(log: Path) -> dict[str, dict[str, float]]:
+    """Per output (``reviews``, ``items``): ``staged_seconds``, ``combined_seconds`` and
+    ``parts``, parsed from the build log (empty for DuckDB, or if the log lines change)."""
+    phases: dict[str, dict[str, float]] = {}
+    text = log.read_text(errors="replace")
+    for kind, secs in _STAGED.findall(text):
+        phases.setdefault(kind, {})["staged_seconds"] = float(secs)
+    for kind, parts, secs in _COMBINED.findall(text):
+        phases.setdefault(kind, {}).update(parts=int(parts), combined_seconds=float(secs))
+    return phases
 
 
 def _tree(root: int) -> list[int]:
@@ -74,6 +107,18 @@ def _tree(root: int) -> list[int]:
     return out
 
 
+def _forked_not_exec(pid: int) -> bool:
+    """Whether ``pid`` was forked and has not exec'd yet (PF_FORKNOEXEC): the JVM's short-lived
+    helper children (vfork/posix_spawn) share the JVM's memory until they exec; counting them
+    would count the JVM twice."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            flags = int(fh.read().rsplit(")", 1)[1].split()[6])
+    except (OSError, ValueError, IndexError):
+        return True
+    return bool(flags & 0x40)
+
+
 def _status_kb(pid: int, field: str) -> int:
     try:
         with open(f"/proc/{pid}/status") as fh:
@@ -90,27 +135,34 @@ def _measure(cmd: list[str], log: Path) -> dict:
     started = time.perf_counter()
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        peak_tree, hwm = 0, {}
+        peak_tree, hwm, names = 0, {}, {}
         while proc.poll() is None:
             pids = _tree(proc.pid)
             rss = 0
             for pid in pids:
+                if _forked_not_exec(pid):
+                    continue
                 rss += _status_kb(pid, "VmRSS")
                 hwm[pid] = max(hwm.get(pid, 0), _status_kb(pid, "VmHWM"))
+                try:  # read every time: spark-class is a shell script that execs java
+                    names[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+                except OSError:
+                    names.setdefault(pid, "?")
             peak_tree = max(peak_tree, rss)
             time.sleep(0.1)
         out = proc.stdout.read() if proc.stdout else ""
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[:3]} failed (exit {proc.returncode}); see {log}")
-    lines = [x for x in out.splitlines() if x.startswith("RESULT ")]
-    if not lines:
+    found = re.findall(r"RESULT (\{.*\})", out)  # DuckDB may draw a progress bar before it
+    if not found:
         raise SystemExit(f"{cmd[:3]} printed no result; its output: {out[-2000:]!r}")
-    result = json.loads(lines[-1][len("RESULT ") :])
+    result = json.loads(found[-1])
     result.update(
         wall_seconds=wall,
         peak_tree_rss_mb=peak_tree / 1024,
         max_process_hwm_mb=max(hwm.values(), default=0) / 1024,
+        processes_hwm_mb={f"{names[p]}[{p}]": v / 1024 for p, v in hwm.items() if v > 10240},
     )
     return result
 
@@ -222,22 +274,49 @@ def main() -> None:
         }
         print(f"building with {engine}...", flush=True)
         cmd = [sys.executable, "-c", _CHILD, json.dumps(child_args)]
-        results[engine] = _measure(cmd, work / f"build-{engine}.log")
-        r = results[engine]
+        log = work / f"build-{engine}.log"
+        results[engine] = r = _measure(cmd, log)
+        r["output_mb"] = {f.stem: f.stat().st_size / MB for f in (out / "bench").glob("*.parquet")}
         print(
             f"  {engine}: {r['wall_seconds']:.1f} s wall ({r['seconds']:.1f} s in build_dataset), "
             f"peak tree RSS {r['peak_tree_rss_mb']:,.0f} MB, largest process "
             f"{r['max_process_hwm_mb']:,.0f} MB; wrote {r['counts']['reviews_written']:,} reviews",
             flush=True,
         )
+        if engine == "spark":
+            r["phases"] = _spark_phases(log)
+            rev = r["phases"].get("reviews", {})
+            if rev.get("combined_seconds"):  # the driver's sequential pass: its rate sizes a run
+                secs = rev["combined_seconds"]
+                r["combine_reviews_per_second"] = r["counts"]["reviews_written"] / secs
+                r["combine_output_mb_per_second"] = r["output_mb"]["reviews"] / secs
+                print(
+                    f"  spark: reviews staged in {rev.get('staged_seconds', 0):.1f} s, combined "
+                    f"by the driver ({rev['parts']} parts -> {r['output_mb']['reviews']:,.0f} MB) "
+                    f"in {secs:.1f} s: {r['combine_reviews_per_second']:,.0f} reviews/s, "
+                    f"{r['combine_output_mb_per_second']:,.1f} MB/s",
+                    flush=True,
+                )
+            else:
+                print(f"  spark: no combine time found in {log}", flush=True)
 
+    # Parity of the two outputs: both built now, or one now and the other left in the workdir by
+    # an earlier run on the same inputs and parameters (its manifest's counts stand in for its
+    # result).
     parity = None
-    if {"duckdb", "spark"} <= set(results):
-        a, b = work / "out-duckdb" / "bench", work / "out-spark" / "bench"
+    a, b = work / "out-duckdb" / "bench", work / "out-spark" / "bench"
+    manifests = [d / "manifest.json" for d in (a, b)]
+    ma, mb = (json.loads(m.read_text()) if m.exists() else None for m in manifests)
+    if not results or ma is None or mb is None:
+        pass
+    elif (ma["params"], ma["inputs"]) != (mb["params"], mb["inputs"]):
+        print("parity: not checked (the other engine's output is from other inputs or parameters)")
+    else:
         parity = {
-            "counts": results["duckdb"]["counts"] == results["spark"]["counts"],
+            "counts": ma["counts"] == mb["counts"],
             "reviews": _same_file(a / "reviews.parquet", b / "reviews.parquet"),
             "items": _same_file(a / "items.parquet", b / "items.parquet"),
+            "built_now": sorted(results),
         }
         print(f"parity (identical rows and counts): {parity}")
 
@@ -261,7 +340,8 @@ def main() -> None:
         "results": results,
         "parity": parity,
     }
-    out_json = args.workdir / f"scale-{n}.json"
+    both = {"duckdb", "spark"} <= set(results)
+    out_json = args.workdir / (f"scale-{n}.json" if both else f"scale-{n}-{'-'.join(results)}.json")
     out_json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"wrote {out_json}")
 

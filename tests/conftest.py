@@ -10,6 +10,18 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_AMAZON = REPO.parent / "shared" / "data" / "amazon"
 
 
+@pytest.fixture(autouse=True)
+def tensorboard_logs_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The neural models' default TensorBoard log root (``log_dir="runs"``, under the current
+    directory) is ``<tmp_path>/runs`` in tests, so that pytest leaves no runs/ behind wherever
+    it was started (``deepcart test --type all`` trains them too). Returns that directory."""
+    from deepcart.models import neural  # imports torch lazily: this works without it
+
+    runs = tmp_path / "runs"
+    monkeypatch.setitem(neural.SHARED_DEFAULTS, "log_dir", str(runs))
+    return runs
+
+
 @pytest.fixture(scope="session")
 def amazon_dir() -> Path:
     """The staged real Amazon data (../shared/data/amazon); tests using it skip without it."""

@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepcart.cli import build_parser, main
+from deepcart.data.build import build_dataset
+from tests.data.test_build import _toy
 
 
 def _subcommands() -> list[str]:
@@ -55,7 +57,7 @@ def test_unknown_command_and_bad_value_exit_2(capsys: pytest.CaptureFixture) -> 
 def test_quickstart_small(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(
         ["quickstart", "--workdir", str(tmp_path), "--users", "300", "--items", "120",
-         "--reviews", "3000", "--quiet"]
+         "--reviews", "3000", "--quiet", "--no-deploy"]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
@@ -75,3 +77,24 @@ def test_ingest_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert code == 2 and err.count("\n") == 1
     assert f"{bad}:2:" in err
     assert not (tmp_path / "out" / "bad.parquet").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_unwritable_out_names_the_users_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("matplotlib", reason="the report needs the 'report' extra (matplotlib)")
+    from deepcart.serve.store import ReviewStore
+
+    build_dataset(
+        reviews_file=_toy(tmp_path), items_file=None, output_dir=tmp_path / "data", tag="t",
+        min_interactions=1, min_ratings=1, echo=lambda s: None,
+    )  # fmt: skip
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    ReviewStore(db).close()
+    data = ["--data-dir", str(tmp_path / "data"), "--data-tag", "t"]
+    for argv, out in (
+        (["report", *data, "--reports-dir", str(tmp_path / "r")], "/proc/x.html"),
+        (["export-reviews", *data, "--db-url", db], "/proc/x.parquet"),
+    ):
+        assert main([*argv, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err == f"deepcart: error: cannot write {out}: No such file or directory\n", argv

@@ -115,3 +115,40 @@ def test_recommend_best_and_worst(root: Path, capsys: pytest.CaptureFixture) -> 
 def test_recommend_bad_output_name(root: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(["recommend", *_common(root), "--type", "popular", "--out", str(root / "x.json")])
     assert code == 2 and "--out" in capsys.readouterr().err
+
+
+def test_min_engagement_above_every_item_is_an_error(
+    root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert (
+        main(["train", *_common(root), "--type", "popular", "--split", "none", "--mode", "worst"])
+        == 0
+    )
+    capsys.readouterr()
+    out = root / "none.csv"
+    code = main(
+        ["recommend", *_common(root), "--type", "popular", "--mode", "worst",
+         "--min-engagement", "100000", "--out", str(out)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    # i0 and i1: rated by all 30 users, the most of any item.
+    assert code == 2 and err == (
+        "deepcart: error: --min-engagement 100000: no item has that many ratings "
+        "(the most rated has 30); lower it\n"
+    )
+    assert not out.exists()
+
+
+def test_summary_line_counts_one_user_in_the_singular(
+    root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["train", *_common(root), "--type", "popular", "--split", "none"]) == 0
+    users_file = root / "one.txt"
+    users_file.write_text("u03\n")
+    out = root / "one.parquet"
+    code = main(
+        ["recommend", *_common(root), "--type", "popular", "--k", "1", "--users", str(users_file),
+         "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    assert f"Wrote 1 recommendation for 1 user to {out} (" in capsys.readouterr().out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,14 @@ from deepcart.errors import DeepCartError, InputError
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Show every option's default, keep hand-wrapped descriptions."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # No "(default: None)" on a required option, nor a second default where the help
+        # already states it in words.
+        help_text = action.help or ""
+        if action.required or "(default:" in help_text:
+            return help_text
+        return super()._get_help_string(action)
 
 
 def _positive_int(text: str) -> int:
@@ -119,7 +128,8 @@ def _add_nn(p: argparse.ArgumentParser) -> None:
         type=at_least_one,
         default=None,
         metavar="B",
-        help="neural models (autoencoder, dae, vae): users per mini-batch (their batch_size)",
+        help="neural models (autoencoder, dae, vae): users per mini-batch (their batch_size) "
+        "(default: the model's own)",
     )
     p.add_argument(
         "--nn-epochs",
@@ -127,7 +137,7 @@ def _add_nn(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="E",
         help="neural models: the most training epochs (their epochs; early stopping may stop "
-        "sooner)",
+        "sooner) (default: the model's own)",
     )
 
 
@@ -198,16 +208,15 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_download(args: argparse.Namespace) -> int:
     from deepcart.data.download import download_category
 
-    paths = download_category(
+    download_category(
         args.category,
         args.output_dir,
         base_url=args.base_url,
         what=args.what,
         progress=not args.quiet,
         timeout=args.timeout,
+        echo=print,
     )
-    for p in paths:
-        print(f"Downloaded {p}")
     return 0
 
 
@@ -272,6 +281,8 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
         seed=args.seed,
         tag=args.tag,
         progress=not args.quiet,
+        deploy=not args.no_deploy,
+        port=args.port,
         echo=print,
     )
     return 0
@@ -327,6 +338,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         params=params,
         model_dir=args.model_dir,
         mode=args.mode,
+        progress=not args.quiet,
     )
     return 0
 
@@ -353,6 +365,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         params=per_model or None,
         mode=args.mode,
         min_engagement=args.min_engagement,
+        progress=not args.quiet,
     )
     return 0
 
@@ -405,6 +418,23 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     given = getattr(args, "given", set())
     serve(load_settings(**{name: getattr(args, name) for name in sorted(given)}))
+    return 0
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    try:
+        from deepcart.serve.config import ENV_PREFIX, load_settings
+        from deepcart.serve.deploy import DEFAULT_PORT, deploy
+    except ImportError as exc:
+        raise _need_serve_extra(exc) from None
+
+    given = getattr(args, "given", set())
+    values = {name: getattr(args, name) for name in sorted(given)}
+    # The demo's own defaults, below a DEEPCART_* variable that is set.
+    for name, default in (("type", "als"), ("port", DEFAULT_PORT)):
+        if name not in values and ENV_PREFIX + name.upper() not in os.environ:
+            values[name] = default
+    deploy(load_settings(**values), share=args.share)
     return 0
 
 
@@ -497,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_csv_columns,
         default=None,
         help="column order of a headerless ratings CSV, e.g. parent_asin,user_id,rating,timestamp"
-        " (detected from the content when omitted)",
+        " (default: detected from the content)",
     )
     _add_engine(
         p,
@@ -539,8 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="FILE",
-        help="more reviews to add before deduplication, e.g. those the service stored "
-        "(deepcart export-reviews)",
+        help="more reviews, e.g. those the service stored (deepcart export-reviews); they take "
+        "precedence over --reviews-file for the same user and item, the latest of them winning "
+        "(default: none)",
     )
     p.add_argument(
         "--min-interactions", type=_positive_int, default=5, help="drop users with fewer reviews"
@@ -598,7 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset(p)
     p.add_argument("--type", required=True, choices=list(REGISTRY), help="model")
-    p.add_argument("--params", default=None, help="hyperparameters as JSON, e.g. '{\"seed\": 1}'")
+    p.add_argument(
+        "--params",
+        default=None,
+        help="hyperparameters as JSON, e.g. '{\"seed\": 1}' (default: the model's own)",
+    )
     _add_nn(p)
     _add_mode(p)
     _add_split(p)
@@ -621,9 +656,18 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     _add_dataset(p)
-    p.add_argument("--type", required=True, help=f"model, list or 'all' ({', '.join(REGISTRY)})")
+    p.add_argument(
+        "--type",
+        required=True,
+        help=f"model, comma-separated list or 'all' ({', '.join(REGISTRY)}; 'all' leaves out "
+        "the neural ones without the 'neural' extra)",
+    )
     p.add_argument("--top-k", type=_positive_int, default=10, help="K of the top-K metrics")
-    p.add_argument("--params", default=None, help="hyperparameters (JSON) for a single --type")
+    p.add_argument(
+        "--params",
+        default=None,
+        help="hyperparameters (JSON) for a single --type (default: the model's own)",
+    )
     _add_nn(p)
     p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
     _add_mode(p)
@@ -643,7 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Use the production model (trained with --split none) unless --split names "
         "another, and write user_id, parent_asin, rank, score for every known user or the "
         "listed ones; in worst mode each row carries its most helpful low-rated review.\n\n"
-        "example: deepcart recommend --data-tag quickstart --type popular --k 10 "
+        "example: deepcart recommend --data-tag quickstart --type als --k 10 "
         "--out recs.parquet",
         formatter_class=_Formatter,
     )
@@ -671,8 +715,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "quickstart",
         help="the first thing to run: synthesize a small category and build a dataset from it",
-        description="Synthesize a small Electronics category, build the 'quickstart' dataset and "
-        "say what to run next.\n\nexample: deepcart quickstart",
+        description="Synthesize a small Electronics category, build the 'quickstart' dataset, "
+        "evaluate the classic models, train the production ALS model (best and worst mode), say "
+        "what to run next, and start the web demo (deepcart deploy) until Ctrl-C; --no-deploy "
+        "returns instead.\n\nexample: deepcart quickstart",
         formatter_class=_Formatter,
     )
     p.add_argument("--workdir", type=Path, default=Path("."), help="root for data/ and models/")
@@ -681,6 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reviews", type=_positive_int, default=40000, help="synthetic reviews")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--tag", default="quickstart", help="dataset tag")
+    p.add_argument("--port", type=_positive_int, default=7860, help="port of the web demo")
+    p.add_argument(
+        "--no-deploy",
+        action="store_true",
+        help="do not start the web demo at the end (return instead; for scripts)",
+    )
     _add_common(p)
     p.set_defaults(func=_cmd_quickstart)
 
@@ -774,6 +826,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes (a reload reaches every one within a second)",
     )
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "deploy",
+        help="the web demo: a gallery to browse, rate and re-rank, plus the whole API",
+        description="Serve the web demo at / and the whole API (deepcart serve's endpoints, "
+        "docs at /docs) from one server, on the production model of --type for --data-tag "
+        "(worst mode with the <type>-worst model). Each browser is an anonymous visitor whose "
+        "ratings are stored like any review and survive reloads. Nothing is fetched from another "
+        "host but product images (a local placeholder when they do not load). --share asks a "
+        "relay for a public https link through the system's ssh (DEEPCART_SHARE_SERVER, default "
+        "nokey@localhost.run); without network it says so in one line and keeps serving "
+        "locally. Options can also be DEEPCART_* variables; a given flag wins. Needs the 'serve' "
+        "extra.\n\nexample: deepcart deploy --data-tag quickstart --type als --port 7860",
+        formatter_class=_Formatter,
+    )
+    p.add_argument(
+        "--data-dir", action=_Given, type=Path, default=DEFAULT_DATA_DIR, help="datasets root"
+    )
+    p.add_argument(
+        "--data-tag",
+        action=_Given,
+        default=argparse.SUPPRESS,
+        help="dataset tag (required: this flag or DEEPCART_DATA_TAG)",
+    )
+    p.add_argument("--type", action=_Given, choices=list(REGISTRY), default="als", help="model")
+    p.add_argument(
+        "--model-dir", action=_Given, type=Path, default=DEFAULT_MODEL_DIR, help="models root"
+    )
+    p.add_argument("--host", action=_Given, default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", action=_Given, type=_positive_int, default=7860, help="port")
+    p.add_argument(
+        "--db-url",
+        action=_Given,
+        default=argparse.SUPPRESS,
+        help="SQLAlchemy URL of the review database (default: SQLite at "
+        "<data-dir>/_reviews/<data-tag>.db)",
+    )
+    p.add_argument(
+        "--share",
+        action="store_true",
+        help="also ask for a public https link (an ssh reverse tunnel; see above)",
+    )
+    p.add_argument(
+        "--log-level",
+        action=_Given,
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="warning",
+        help="server log level",
+    )
+    p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser(
         "export-reviews",

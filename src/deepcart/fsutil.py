@@ -9,28 +9,47 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from deepcart.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(final: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success rename it onto ``final`` atomically.
 
     On any exception the temporary file is removed and ``final`` is left untouched, so a reader
-    never sees a half-written file under the final name.
+    never sees a half-written file under the final name. A file-system error about the temporary
+    file or the rename (a folder that cannot be created or written, a full disk) becomes an
+    :class:`InputError` naming ``final``, the path the caller chose, and the reason.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary shared files
+    tmp = None
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary shared files
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(final, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, final)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename in (tmp, str(tmp_path), str(final)):
+            raise _cannot_write(final, exc) from None
+        raise  # about another file (an input the caller reads): not ours to rename
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _cannot_write(final: Path, exc: OSError) -> InputError:
+    return InputError(f"cannot write {final}: {exc.strerror or exc}")
 
 
 def atomic_write_text(final: str | Path, text: str) -> None:

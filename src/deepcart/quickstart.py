@@ -3,8 +3,10 @@
 It synthesizes a small Electronics category in the exact Amazon Reviews 2023 format under
 ``<workdir>/data/synthetic`` (never touching real downloads in data/raw), builds the tagged
 dataset ``quickstart`` under ``<workdir>/data/processed``, evaluates every model side by side in
-best and worst mode (reports under ``<workdir>/reports``), trains the production model and
-writes recommendations for every user, then says what to run next.
+best and worst mode (reports under ``<workdir>/reports``), trains the production model (best
+and worst mode) and writes recommendations for every user, says what to run next, and ends by
+starting the web demo (``deepcart deploy``) on what it built, until Ctrl-C (``deploy=False``:
+it returns instead).
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ def quickstart(
     tag: str = "quickstart",
     production: str = "als",
     progress: bool = True,
+    deploy: bool = True,
+    port: int = 7860,
     echo: Callable[[str], None] = print,
 ) -> BuildReport:
-    """Synthesize, build, and print the next steps; returns the build report."""
+    """Synthesize, build, train, print the next steps and (``deploy``) serve the web demo on
+    ``port`` until interrupted; returns the build report."""
     started = time.perf_counter()
     root = Path(workdir)
+    if deploy:
+        _check_demo_port(port)  # before a minute of work, not after
     raw_dir = root / "data" / "synthetic"
     data_dir = root / "data" / "processed"
     echo(
@@ -67,7 +74,11 @@ def quickstart(
     )
     model_dir, reports_dir = root / "models", root / "reports"
     common = dict(
-        data_dir=data_dir, tag=tag, split_params=SplitParams(seed=seed), model_dir=model_dir
+        data_dir=data_dir,
+        tag=tag,
+        split_params=SplitParams(seed=seed),
+        model_dir=model_dir,
+        progress=progress,
     )
     echo("")
     # The neural models train for many epochs; the quickstart stays under a minute without them.
@@ -79,14 +90,17 @@ def quickstart(
     evaluate_models(model_types=fast, reports_dir=reports_dir, mode="worst", echo=echo, **common)
     echo("")
     echo(f"[5/5] Training the production model ({production}) and recommending for everyone...")
-    train_model(
-        data_dir=data_dir,
-        tag=tag,
-        model_type=production,
-        split_params=SplitParams(protocol="none"),
-        model_dir=model_dir,
-        echo=echo,
-    )
+    for mode in ("best", "worst"):  # the demo serves both
+        train_model(
+            data_dir=data_dir,
+            tag=tag,
+            model_type=production,
+            split_params=SplitParams(protocol="none"),
+            model_dir=model_dir,
+            mode=mode,
+            echo=echo,
+            progress=progress,
+        )
     recs = root / "recommendations.parquet"
     recommend_users(
         data_dir=data_dir,
@@ -102,9 +116,14 @@ def quickstart(
     echo(f"  raw files        {synth.reviews_path}, {synth.meta_path}")
     echo(f"  tagged dataset   {report.paths.root}/ (reviews.parquet, items.parquet, manifest.json)")
     echo(f"  model reports    {reports_dir / tag}/ (metrics.json and recs.parquet per model)")
-    echo(f"  production model {model_dir / tag / 'none' / production}/")
+    echo(f"  production model {model_dir / tag / 'none' / production}/ (and {production}-worst)")
     echo(f"  recommendations  {recs}")
     echo("Next:")
+    demo = (
+        f"  deepcart deploy --data-dir {data_dir} --data-tag {tag} --model-dir {model_dir} "
+        f"--type {production} --port {port}"
+    )
+    echo(demo + ("   # the web demo, started below" if deploy else ""))
     echo(
         f"  deepcart test --data-dir {data_dir} --data-tag {tag} --model-dir {model_dir} "
         f"--type als,itemknn --split last-out"
@@ -114,4 +133,38 @@ def quickstart(
         f"--output-dir {data_dir} --tag mine --min-interactions 10 --min-ratings 20"
     )
     echo("  deepcart download --category Electronics --output-dir data/raw   # the real data")
+    if deploy:
+        _deploy_demo(data_dir, tag, model_dir, production, port, echo)
     return report
+
+
+def _check_demo_port(port: int) -> None:
+    try:
+        from deepcart.serve.deploy import check_port
+    except ImportError:
+        return  # no serve extra: _deploy_demo says so at the end
+    check_port("127.0.0.1", port)
+
+
+def _deploy_demo(
+    data_dir: Path,
+    tag: str,
+    model_dir: Path,
+    model_type: str,
+    port: int,
+    echo: Callable[[str], None],
+) -> None:
+    echo("")
+    try:
+        from deepcart.serve.config import load_settings
+        from deepcart.serve.deploy import deploy
+    except ImportError as exc:
+        echo(
+            f"The web demo needs the 'serve' extra ({exc}): pip install -c constraints.txt "
+            "-e '.[serve]', then run the deploy command above."
+        )
+        return
+    settings = load_settings(
+        data_dir=data_dir, data_tag=tag, model_dir=model_dir, type=model_type, port=port
+    )
+    deploy(settings)

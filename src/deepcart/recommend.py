@@ -69,11 +69,21 @@ def read_user_list(path: str | Path) -> list[str]:
     if not p.is_file():
         raise InputError(f"--users: no such file: {p}")
     if p.suffix == ".parquet":
-        table = pq.read_table(p)
+        try:
+            table = pq.read_table(p)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise InputError(f"--users: {p} is not a readable Parquet file: {exc}") from None
         if "user_id" not in table.column_names:
             raise InputError(f"--users: {p} has no user_id column")
         return table["user_id"].to_pylist()
-    lines = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"--users: {p} is not a UTF-8 text file (one user id a line, a CSV with a user_id "
+            "column, or .parquet)"
+        ) from None
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     if lines and lines[0].split(",")[0] == "user_id":
         return [line.split(",")[0] for line in lines[1:]]
@@ -106,7 +116,7 @@ def recommend_users(
     x_all, users = interactions(train, items)
     unknown = 0
     if users_file is not None:
-        wanted = read_user_list(users_file)
+        wanted = list(dict.fromkeys(read_user_list(users_file)))  # each listed user once
         idx = users.lookup(pa.array(wanted, pa.string()))
         unknown = int((idx < 0).sum())
         rows = idx[idx >= 0]
@@ -116,6 +126,12 @@ def recommend_users(
         rows = np.arange(len(users))
     x = x_all[rows]
     allowed = candidates(x_all, mode, min_engagement)
+    if allowed is not None and not allowed.any():
+        most = int(np.bincount(x_all.indices, minlength=x_all.shape[1]).max(initial=0))
+        raise InputError(
+            f"--min-engagement {min_engagement}: no item has that many ratings "
+            f"(the most rated has {most:,}); lower it"
+        )
     started = time.perf_counter()
     recs, scores = model.recommend(
         model_input(x, mode, model.feedback), k=k, candidates=allowed, exclude=x
@@ -138,10 +154,14 @@ def recommend_users(
         else:
             pacsv.write_csv(table, tmp)
     echo(
-        f"Wrote {table.num_rows:,} recommendations for {len(rows):,} users to {out} "
-        f"({seconds:.2f} s, {len(rows) / max(seconds, 1e-9):,.0f} users/s)"
+        f"Wrote {_plural(table.num_rows, 'recommendation')} for {_plural(len(rows), 'user')} "
+        f"to {out} ({seconds:.2f} s, {len(rows) / max(seconds, 1e-9):,.0f} users/s)"
     )
     return RecommendResult(out, len(rows), table.num_rows, unknown, seconds)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _with_worst_reviews(table: pa.Table, reviews: Path) -> pa.Table:

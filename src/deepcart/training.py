@@ -20,10 +20,12 @@ import pyarrow.parquet as pq
 from deepcart.data.paths import DEFAULT_MODEL_DIR, check_tag
 from deepcart.data.split import Split, SplitParams, make_split
 from deepcart.data.splitdata import SplitData, load_split_data
+from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
 from deepcart.models import create
 from deepcart.models.base import Recommender, read_model_meta
 from deepcart.modes import check_mode, model_input, relevant
+from deepcart.progress import progress_enabled
 
 
 def split_id(split: Split) -> str:
@@ -54,9 +56,9 @@ def fit_model(
     """Fit on the split's training matrix as ``mode`` presents it to this kind of model.
 
     Models that declare ``uses_validation`` (the neural ones: early stopping) also get the
-    split's validation users, their input rows as ``val_inputs`` and their relevant held-out rows
-    as ``val_check``, both as ``mode`` presents them; a split without validation users
-    (``--split none``) gives them nothing.
+    split's validation users: their input rows as ``val_inputs``, their relevant held-out rows as
+    ``val_check`` and their held-out ratings in the model's scale as ``val_ratings``, as ``mode``
+    presents them; a split without validation users (``--split none``) gives them nothing.
     """
     model = create(model_type, params)
     x = model_input(data.train, mode, model.feedback)
@@ -65,6 +67,7 @@ def fit_model(
         side = {
             "val_inputs": model_input(data.val.inputs, mode, model.feedback),
             "val_check": relevant(data.val.check, mode),
+            "val_ratings": model_input(data.val.check, mode, model.feedback),
         }
     started = time.perf_counter()
     model.fit(x, **side)
@@ -112,15 +115,27 @@ def train_model(
     model_dir: str | Path = DEFAULT_MODEL_DIR,
     mode: str = "best",
     echo: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> TrainResult:
-    """Fit ``model_type`` on the training part of the split (in ``mode``) and save it."""
+    """Fit ``model_type`` on the training part of the split (in ``mode``) and save it.
+
+    ``progress``: the fit's progress bar (on stderr, on a terminal, for fits longer than a
+    second; see :mod:`deepcart.progress`); ``False`` for none (``--quiet``).
+    """
     check_mode(mode)
     create(model_type, params)  # validate the type and hyperparameters before any work
     split = make_split(data_dir, tag, split_params, echo=echo)
     data = load_split_data(split)
+    if not data.train.nnz:
+        raise InputError(
+            f"--split {split.params.protocol}: the training part of dataset {tag!r} has no "
+            "ratings, nothing to train on; check the split's flags, or rebuild the dataset "
+            "with lower --min-ratings/--min-interactions"
+        )
     what = "" if mode == "best" else " (worst mode: reversed ratings)"
     echo(f"Training {model_type}{what} on {data.describe()}...")
-    model, seconds = fit_model(data, model_type, params, mode)
+    with progress_enabled(progress):
+        model, seconds = fit_model(data, model_type, params, mode)
     path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
     save_model(model, data, path, seconds, mode)
     if getattr(model, "memory_report_", None):

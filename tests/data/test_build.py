@@ -302,3 +302,132 @@ def test_extra_reviews_are_added_before_dedup(tmp_path: Path) -> None:
     assert ("u1", "i1", 1.0, 0) in keys and ("u1", "i1", 5.0, 1) not in keys
     assert rep.counts["reviews_read"] == 9 and rep.counts["duplicates_dropped"] == 1
     assert rep.manifest["inputs"]["extra_reviews"][0]["sha256"]
+
+
+def test_extra_reviews_keep_the_users_latest_opinion(tmp_path: Path) -> None:
+    """--extra-reviews win over the reviews file for the same (user, item), whatever their
+    timestamps; among extra reviews the latest timestamp wins, then the later in the input."""
+    base = write_reviews(
+        tmp_path / "base.parquet",
+        [
+            ("u1", "i1", 5, 100, "base, then re-rated later"),
+            ("u1", "i1", 4, 50, "base, earliest duplicate"),
+            ("u1", "i2", 2, 100, "base, re-rated with an older timestamp"),
+            ("u2", "i1", 3, 100, "base only"),
+        ],
+    )
+    extra1 = write_reviews(
+        tmp_path / "extra1.parquet",
+        [
+            ("u1", "i1", 1, 500, "extra: u1 changed their mind"),
+            ("u1", "i2", 4, 10, "extra: older clock, still the newest opinion"),
+            ("u3", "i1", 2, 700, "extra: first of a tie"),
+            ("u3", "i1", 5, 700, "extra: second of a tie"),
+        ],
+    )
+    extra2 = write_reviews(
+        tmp_path / "extra2.parquet",
+        [("u3", "i1", 4, 600, "extra: earlier than file 1's"), ("u4", "i2", 5, 1, "extra only")],
+    )
+    lines: list[str] = []
+    rep = build_dataset(
+        reviews_file=base,
+        items_file=None,
+        output_dir=tmp_path / "out",
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        extra_reviews=[extra1, extra2],
+        echo=lines.append,
+    )
+    titles = {
+        (r["user_id"], r["parent_asin"]): (r["rating"], r["title"])
+        for r in pq.read_table(rep.paths.reviews).to_pylist()
+    }
+    assert titles == {
+        ("u1", "i1"): (1.0, "extra: u1 changed their mind"),
+        ("u1", "i2"): (4.0, "extra: older clock, still the newest opinion"),
+        ("u2", "i1"): (3.0, "base only"),
+        ("u3", "i1"): (5.0, "extra: second of a tie"),
+        ("u4", "i2"): (5.0, "extra only"),
+    }
+    c = rep.counts
+    assert (c["reviews_read"], c["duplicates_dropped"], c["ratings_found"]) == (10, 5, 5)
+    assert (c["extra_reviews_read"], c["extra_reviews_superseded"]) == (6, 2)
+    assert c["ratings_replaced"] == 2  # (u1, i1) and (u1, i2) of the reviews file
+    assert rep.manifest["counts"]["ratings_replaced"] == 2
+    assert "Replaced 2 ratings of the reviews file" in "\n".join(lines)
+    assert "kept the earliest, or the latest extra review" in "\n".join(lines)
+
+
+def test_without_extra_reviews_nothing_is_replaced(tmp_path: Path) -> None:
+    rev = write_reviews(tmp_path / "r.parquet", [("u1", "i1", 5, 300), ("u1", "i1", 1, 100)])
+    rep = build_dataset(
+        reviews_file=rev,
+        items_file=None,
+        output_dir=tmp_path / "out",
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    assert read_keys(rep.paths.reviews) == [("u1", "i1", 1.0, 100)]
+    c = rep.counts
+    assert (c["extra_reviews_read"], c["extra_reviews_superseded"], c["ratings_replaced"]) == (
+        0,
+        0,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kw", "expected"),
+    [
+        (
+            {"min_ratings": 4, "min_interactions": 1},
+            "--min-ratings 4 left no reviews: each of the 3 items has fewer ratings "
+            "(found 6 ratings by 3 users of 3 items); lower it",
+        ),
+        (
+            {"min_ratings": 2, "min_interactions": 3},
+            "--min-interactions 3 left no reviews: each user has fewer of the 5 ratings that "
+            "--min-ratings 2 kept (found 6 ratings by 3 users of 3 items); lower it",
+        ),
+        (
+            {"min_ratings": 3, "min_interactions": 3, "k_core": True},
+            "--k-core (--min-interactions 3, --min-ratings 3) left no reviews "
+            "(found 6 ratings by 3 users of 3 items); lower them",
+        ),
+    ],
+)
+def test_filters_leaving_nothing_refuse_and_keep_the_old_dataset(
+    tmp_path: Path, kw: dict, expected: str
+) -> None:
+    rev = _toy(tmp_path)
+    out = tmp_path / "out"
+    build_dataset(
+        reviews_file=rev, items_file=None, output_dir=out, tag="t", min_interactions=1,
+        min_ratings=1, echo=lambda s: None,
+    )  # fmt: skip
+    before = (out / "t" / "reviews.parquet").read_bytes()
+    with pytest.raises(InputError) as exc:
+        build_dataset(
+            reviews_file=rev, items_file=None, output_dir=out, tag="t", echo=lambda s: None, **kw
+        )
+    assert str(exc.value) == expected
+    assert (out / "t" / "reviews.parquet").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["t"]  # no half dataset, no leftovers
+
+
+def test_cli_empty_build_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    empty = write_reviews(tmp_path / "empty.parquet", [])
+    argv = ["build", "--items-file", "none", "--tag", "x", "--output-dir", str(tmp_path / "out")]
+    assert main([*argv, "--reviews-file", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"deepcart: error: --reviews-file: {empty} holds no reviews; nothing to build\n"
+    assert main([*argv, "--reviews-file", str(_toy(tmp_path)), "--min-ratings", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--min-ratings 100000 left no reviews" in err
+    assert list((tmp_path / "out").iterdir()) == []

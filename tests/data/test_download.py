@@ -412,6 +412,22 @@ def test_cli_download(server: _Server, tmp_path: Path, capsys: pytest.CaptureFix
     argv = ["download", "--category", "All_Beauty", "--output-dir", str(tmp_path)]
     assert main([*argv, "--base-url", server.base_url, "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert str(tmp_path / "All_Beauty.jsonl.gz") in out
-    assert str(tmp_path / "meta_All_Beauty.jsonl.gz") in out
-    assert (tmp_path / "meta_All_Beauty.jsonl.gz").read_bytes() == server.state.files[META]
+    reviews, meta = tmp_path / "All_Beauty.jsonl.gz", tmp_path / "meta_All_Beauty.jsonl.gz"
+    assert out == f"Downloaded {reviews} (300,000 bytes)\nDownloaded {meta} (70,001 bytes)\n"
+    assert meta.read_bytes() == server.state.files[META]
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_cli_download_again_says_skipped_not_downloaded(
+    server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], quiet: bool
+) -> None:
+    argv = ["download", "--category", "All_Beauty", "--output-dir", str(tmp_path),
+            "--base-url", server.base_url, "--what", "meta"]  # fmt: skip
+    assert main([*argv, "--quiet"]) == 0
+    capsys.readouterr()
+    # --quiet drops the progress bars only, like every command; the result line stays true.
+    assert main([*argv, "--quiet"] if quiet else argv) == 0
+    out, err = capsys.readouterr()
+    meta = tmp_path / "meta_All_Beauty.jsonl.gz"
+    assert out == f"{meta} is already complete (70,001 bytes), skipped\n"
+    assert err == ""

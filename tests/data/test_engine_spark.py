@@ -22,6 +22,7 @@ from deepcart.cli import main
 from deepcart.data import spark_session
 from deepcart.data.build import BuildReport, build_dataset
 from deepcart.data.ingest import ingest_file
+from deepcart.data.paths import DatasetPaths
 from deepcart.data.schema import schema_for
 from deepcart.data.synth import synthesize
 from deepcart.errors import DataFormatError, InputError
@@ -58,8 +59,9 @@ def synth_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     users = base["user_id"].to_pylist()
     asins = base["parent_asin"].to_pylist()
     times = base["timestamp"].to_pylist()
-    # Extra file 1: the same (user, item) at the same time as a first-file review (the tie keeps
-    # the first file's row), an earlier one (replaces it), and a tie inside this file.
+    # Extra file 1: the same (user, item) at the same time as a first-file review and an earlier
+    # one (extra reviews win over the first file's either way), and a tie inside this file (the
+    # later row wins among extra reviews).
     extra1_rows = [
         (users[0], asins[0], 1.0, times[0], "tie with file 0"),
         (users[1], asins[1], 2.0, times[1] - 1, "earlier than file 0"),
@@ -108,6 +110,13 @@ def _both(tmp: Path, **kw: Any) -> tuple[BuildReport, BuildReport]:
     return reports[0], reports[1]
 
 
+def _report(root: Path) -> BuildReport:
+    manifest = json.loads((root / "manifest.json").read_text())
+    return BuildReport(
+        tag=root.name, paths=DatasetPaths(root), counts=manifest["counts"], manifest=manifest
+    )
+
+
 def _assert_same(a: BuildReport, b: BuildReport) -> None:
     for name in ("reviews", "items"):
         ta = pq.read_table(getattr(a.paths, name))
@@ -122,35 +131,52 @@ def _assert_same(a: BuildReport, b: BuildReport) -> None:
 
 
 @pytest.mark.spark
-@pytest.mark.parametrize(
-    "params",
-    [
-        {"min_interactions": 5, "min_ratings": 5},
-        {"min_interactions": 4, "min_ratings": 6, "k_core": True, "sample_n": 60, "seed": 7},
-    ],
-    ids=["plain", "k-core-sampled"],
-)
-def test_parity_on_synthetic_data(
-    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path, params: dict[str, Any]
+def test_parity_on_synthetic_data_through_the_cli(
+    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Several input files, duplicates, ties within and across files, a repeated metadata row,
+    reviewed items without metadata; the printed report too."""
+    out = {}
+    for engine in ("duckdb", "spark"):
+        args = ["build", "--reviews-file", str(synth_inputs["reviews"]), "--items-file"]
+        args += [str(synth_inputs["items"]), "--tag", "t", "--output-dir", str(tmp_path / engine)]
+        args += ["--extra-reviews", *map(str, synth_inputs["extras"]), "--quiet"]
+        assert main([*args, "--engine", engine, "--spark-master", "local[2]"]) == 0
+        out[engine] = capsys.readouterr().out.replace(str(tmp_path / engine), "OUT")
+    assert out["duckdb"] == out["spark"]
+    a, b = (_report(tmp_path / e / "t") for e in ("duckdb", "spark"))
+    _assert_same(a, b)
+    c = a.counts
+    assert c["duplicates_dropped"] > 2 and c["items_without_metadata"] > 0
+    assert c["reviews_written"] > 0 and c["items_written"] > 0
+    # Extra reviews replace file 0's, whatever their timestamps.
+    titles = set(pq.read_table(b.paths.reviews)["title"].to_pylist())
+    assert {"tie with file 0", "earlier than file 0"} <= titles
+    assert (c["extra_reviews_read"], c["extra_reviews_superseded"], c["ratings_replaced"]) == (
+        7,
+        1,
+        2,
+    )
+    assert "a later duplicate" not in set(pq.read_table(b.paths.items)["title"].to_pylist())
+
+
+@pytest.mark.spark
+def test_parity_k_core_and_sampling(
+    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path
 ) -> None:
     a, b = _both(
         tmp_path,
         reviews_file=synth_inputs["reviews"],
         items_file=synth_inputs["items"],
         extra_reviews=synth_inputs["extras"],
-        **params,
+        min_interactions=4,
+        min_ratings=6,
+        k_core=True,
+        sample_n=60,
+        seed=7,
     )
     _assert_same(a, b)
-    c = a.counts
-    assert c["duplicates_dropped"] > 2 and c["items_without_metadata"] > 0
-    assert c["reviews_written"] > 0 and c["items_written"] > 0
-    if params.get("sample_n"):
-        assert c["users_written"] == params["sample_n"]
-    # The ties: file 0's row wins an equal timestamp; within a file, the earlier row.
-    rows = pq.read_table(b.paths.reviews).to_pylist()
-    titles = {r["title"] for r in rows}
-    assert "tie with file 0" not in titles and "second of a tie" not in titles
-    assert "a later duplicate" not in set(pq.read_table(b.paths.items)["title"].to_pylist())
+    assert a.counts["k_core_rounds"] > 0 and a.counts["users_written"] == 60
 
 
 @pytest.mark.spark
@@ -196,6 +222,80 @@ def test_parity_without_items_sampling_everyone_and_uri_input(spark: Any, tmp_pa
 
 
 @pytest.mark.spark
+def test_parity_extra_reviews_keep_the_latest_opinion(spark: Any, tmp_path: Path) -> None:
+    """The loop from the service back to build: extra reviews win over the reviews file for the
+    same (user, item); among them the latest timestamp, then the later in the input. Both
+    engines keep the same rows and count the same replacements."""
+
+    def write(name: str, rows: list[tuple[str, str, float, int, str]]) -> Path:
+        t = pa.table(
+            {
+                "user_id": [r[0] for r in rows],
+                "parent_asin": [r[1] for r in rows],
+                "rating": [r[2] for r in rows],
+                "timestamp": [r[3] for r in rows],
+                "title": [r[4] for r in rows],
+                "text": [None] * len(rows),
+                "helpful_vote": [0] * len(rows),
+                "verified_purchase": [None] * len(rows),
+            },
+            schema=schema_for("reviews"),
+        )
+        pq.write_table(t, tmp_path / name, row_group_size=2)
+        return tmp_path / name
+
+    base = write(
+        "base.parquet",
+        [
+            ("u1", "i1", 5.0, 100, "base re-rated"),
+            ("u1", "i1", 4.0, 50, "base earliest"),
+            ("u1", "i2", 2.0, 100, "base re-rated, older clock"),
+            ("u2", "i1", 3.0, 100, "base only"),
+            ("u2", "i2", 3.0, 100, "base only 2"),
+        ],
+    )
+    extras = [
+        write(
+            "extra1.parquet",
+            [
+                ("u1", "i1", 1.0, 500, "newest opinion"),
+                ("u1", "i2", 4.0, 10, "older clock, newest opinion"),
+                ("u3", "i1", 2.0, 700, "first of a tie"),
+                ("u3", "i1", 5.0, 700, "second of a tie"),
+                ("u1", "i1", 2.0, 400, "an older re-rating"),
+            ],
+        ),
+        write("extra2.parquet", [("u3", "i1", 4.0, 600, "earlier than file 1's")]),
+    ]
+    a, b = _both(
+        tmp_path,
+        reviews_file=base,
+        items_file=None,
+        extra_reviews=extras,
+        min_interactions=1,
+        min_ratings=1,
+    )
+    _assert_same(a, b)
+    kept = {
+        (r["user_id"], r["parent_asin"]): r["title"]
+        for r in pq.read_table(b.paths.reviews).to_pylist()
+    }
+    assert kept == {
+        ("u1", "i1"): "newest opinion",
+        ("u1", "i2"): "older clock, newest opinion",
+        ("u2", "i1"): "base only",
+        ("u2", "i2"): "base only 2",
+        ("u3", "i1"): "second of a tie",
+    }
+    c = b.counts
+    assert (c["extra_reviews_read"], c["extra_reviews_superseded"], c["ratings_replaced"]) == (
+        6,
+        3,
+        2,
+    )
+
+
+@pytest.mark.spark
 @pytest.mark.realdata
 def test_parity_on_real_all_beauty_5core_k_core(
     spark: Any, amazon_dir: Path, tmp_path: Path
@@ -225,21 +325,6 @@ def test_parity_on_real_gift_cards_with_meta(spark: Any, amazon_dir: Path, tmp_p
     )
     _assert_same(a, b)
     assert a.counts["meta_items"] > 0 and a.counts["duplicates_dropped"] > 0
-
-
-@pytest.mark.spark
-def test_cli_build_spark_prints_the_same_report(
-    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
-    out = {}
-    for engine in ("duckdb", "spark"):
-        args = ["build", "--reviews-file", str(synth_inputs["reviews"]), "--items-file"]
-        args += [str(synth_inputs["items"]), "--tag", "t", "--output-dir", str(tmp_path)]
-        assert main([*args, "--engine", engine, "--spark-master", "local[2]", "--quiet"]) == 0
-        out[engine] = capsys.readouterr().out
-    assert out["duckdb"] == out["spark"]
-    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
-    assert manifest["engine"] == "spark"
 
 
 @pytest.mark.spark

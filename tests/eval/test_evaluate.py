@@ -100,3 +100,10 @@ def test_bad_requests_are_one_line_errors(workdir: Path, capsys: pytest.CaptureF
     assert "unknown hyperparameter(s) sed" in capsys.readouterr().err
     code = main(["test", "--data-dir", str(workdir / "data"), "--data-tag", "zz", "--type", "all"])
     assert code == 2 and "deepcart build --tag zz" in capsys.readouterr().err
+    # A bad value fails before the (here missing) dataset is looked at, naming --params.
+    code = main(["test", "--data-dir", str(workdir / "data"), "--data-tag", "zz",
+                 "--type", "als", "--params", '{"factors": "x"}'])  # fmt: skip
+    assert code == 2 and capsys.readouterr().err == (
+        "deepcart: error: --params: bad value for 'als': factors: expected an integer >= 1, "
+        "got 'x'\n"
+    )

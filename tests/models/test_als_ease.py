@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,6 +11,7 @@ import scipy.sparse as sp
 from deepcart.errors import InputError
 from deepcart.models import create
 from deepcart.models.als import ALSModel, implicit_available
+from deepcart.models.base import Recommender
 from deepcart.models.ease import EASEModel, required_memory
 
 BACKENDS = [
@@ -84,7 +87,9 @@ def test_ease_memory_guard_says_how_much_and_what_to_do() -> None:
 def test_ease_validates_hyperparameters(params: dict, name: str) -> None:
     x, _ = blocks()
     with pytest.raises(InputError, match=f"^{name}:"):
-        create("ease", params).fit(x)
+        EASEModel(**params).fit(x)
+    with pytest.raises(InputError, match=f"^--params: bad value for 'ease': {name}:"):
+        create("ease", params)
 
 
 def test_ease_and_als_give_new_users_without_input_the_popular_items() -> None:
@@ -179,7 +184,9 @@ def test_als_confidences() -> None:
 def test_als_validates_hyperparameters(params: dict, name: str) -> None:
     x, _ = blocks()
     with pytest.raises(InputError, match=f"^{name}:"):
-        create("als", params).fit(x)
+        ALSModel(**params).fit(x)
+    with pytest.raises(InputError, match=f"^--params: bad value for 'als': {name}:"):
+        create("als", params)
 
 
 def test_als_rejects_negative_values() -> None:
@@ -188,12 +195,20 @@ def test_als_rejects_negative_values() -> None:
         ALSModel().fit(-x)
 
 
-def test_als_falls_back_to_numpy_without_implicit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_als_falls_back_to_numpy_without_implicit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     import deepcart.models.als as als
 
     x, _ = blocks()
+    ALSModel(factors=8, backend="numpy").fit(x).save(tmp_path / "m")
+    meta = tmp_path / "m" / "model.json"
+    meta.write_text(meta.read_text().replace('"backend": "numpy"', '"backend": "implicit"'))
     monkeypatch.setattr(als, "implicit_available", lambda: False)
     model = ALSModel(factors=8).fit(x)
     assert model.backend_ == "numpy"
     with pytest.raises(InputError, match="^backend: 'implicit' needs the implicit package"):
         ALSModel(backend="implicit").fit(x)
+    # Only training needs it: a model trained with it loads and recommends without it.
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.backend == "implicit" and loaded.recommend(x[:2], k=3)[0].shape == (2, 3)

@@ -9,13 +9,66 @@ import pytest
 import scipy.sparse as sp
 
 from deepcart.errors import InputError
-from deepcart.models import REGISTRY, available, create, parse_params
+from deepcart.models import REGISTRY, available, create, model_class, parse_params
 from deepcart.models.base import NotFittedError, Recommender
 
 #: Models that cannot learn structure by design (the floor).
 NON_LEARNING = {"random"}
 #: Models that rank every user's items the same way (popularity or item rating).
 NON_PERSONALIZED = {"popular", "naive", "weighted-rating", "baseline"}
+#: A value of the wrong type for every hyperparameter (no hyperparameter takes a list).
+WRONG_TYPE = ["x"]
+#: An out-of-range (or not-a-choice) value of the right JSON type for every hyperparameter of
+#: every registered model, bad for each model that has the name; a new hyperparameter needs one.
+#: For booleans and log_dir no value of the right type is bad: there, a second wrong type.
+BAD_VALUES: dict[str, object] = {
+    # random, svd, als, the neural ones
+    "seed": -1,
+    # naive, weighted-rating, baseline, svd
+    "min_ratings": 0,
+    "m": -1,
+    "quantile": 1.5,
+    "item_reg": -1.0,
+    "user_reg": -1.0,
+    "factors": 0,
+    "reg": 0,  # svd and ease: > 0
+    "item_bias_reg": 0,
+    "user_bias_reg": 0,
+    "iterations": 0,
+    # itemknn, userknn
+    "similarity": "jaccard",
+    "k": 0,
+    "shrinkage": -1.0,
+    "min_support": 0,
+    "damping": -1.0,
+    # als, ease
+    "regularization": 0,
+    "alpha": -1.0,
+    "confidence": "cubic",
+    "eps": 0,
+    "use_rating_values": 1,  # also dae, vae
+    "cg_steps": -1,
+    "backend": "gpu",
+    "implicit": 1,
+    "max_items": 0,
+    # autoencoder, dae, vae
+    "hidden_dim": -1,
+    "dropout": 1.0,
+    "monitor": "mae",
+    "latent_dim": 0,
+    "anneal_cap": -0.5,
+    "total_anneal_steps": 0,
+    "epochs": 0,
+    "batch_size": 0,
+    "lr": 0,
+    "weight_decay": -1.0,
+    "patience": 0,
+    "val_k": 0,
+    "device": "tpu",
+    "log_dir": 5,
+    "progress": 1,
+    "threads": 0,
+}
 
 
 def planted(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp.csr_matrix:
@@ -34,6 +87,30 @@ def planted(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp.csr_matr
             cols.append(i)
             vals.append(float(rng.integers(4, 6)))
     return sp.csr_matrix((vals, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
+
+
+def two_group_dataset(root: Path, tag: str, n_users: int = 300, seed: int = 5) -> Path:
+    """A built dataset ``tag`` under ``root/data`` for CLI tests: two user groups, each rating
+    4 to 8 of its own 20 items (1 to 5 stars, in time order). Returns ``root``."""
+    from deepcart.data.build import build_dataset
+    from tests.data.test_build import write_reviews
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(20, size=int(rng.integers(4, 9)), replace=False) + 20 * (u % 2)
+        for j, i in enumerate(items):
+            rows.append((f"u{u:03d}", f"i{i:02d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
+    build_dataset(
+        reviews_file=write_reviews(root / "r.parquet", rows),
+        items_file=None,
+        output_dir=root / "data",
+        tag=tag,
+        min_interactions=3,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    return root
 
 
 def planted_explicit(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp.csr_matrix:
@@ -61,10 +138,10 @@ def planted_explicit(n_users: int = 120, n_items: int = 40, seed: int = 0) -> sp
 
 
 @pytest.fixture(params=sorted(REGISTRY))
-def name(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def name(request: pytest.FixtureRequest) -> str:
+    # The neural models' TensorBoard logs go to tmp_path (tests/conftest.py).
     if not available(request.param):
         pytest.skip(f"{request.param} needs PyTorch (the 'neural' extra), which is not installed")
-    monkeypatch.chdir(tmp_path)  # the neural models write TensorBoard logs under ./runs
     return request.param
 
 
@@ -174,3 +251,39 @@ def test_load_refuses_missing_or_foreign(tmp_path: Path) -> None:
     (tmp_path / "model.json").write_text('{"format_version": 99}')
     with pytest.raises(InputError, match="unsupported model format"):
         Recommender.load(tmp_path)
+
+
+def test_every_hyperparameter_is_checked_before_the_data(name: str) -> None:
+    cls = model_class(name)
+    for param in cls.param_names():
+        assert param in BAD_VALUES, f"{name}: give {param!r} an out-of-range value in BAD_VALUES"
+        for bad in (WRONG_TYPE, BAD_VALUES[param]):
+            model = cls(**{param: bad})  # the constructor only stores
+            assert model.get_params()[param] == bad
+            with pytest.raises(InputError) as err:
+                model.check_params()
+            message = str(err.value)
+            assert message.startswith(f"{param}: expected ") and message.endswith(repr(bad))
+            # fit checks the hyperparameters before it looks at its input (here not even a matrix).
+            with pytest.raises(InputError) as err:
+                model.fit(None)
+            assert str(err.value) == message
+            # create() fails at construction, with fit's message after the --params prefix.
+            with pytest.raises(InputError) as err:
+                create(name, {param: bad})
+            assert str(err.value) == f"--params: bad value for {name!r}: {message}"
+
+
+def test_defaults_pass_the_check(name: str) -> None:
+    model_class(name)().check_params()
+
+
+def test_load_names_the_file_with_a_bad_hyperparameter(tmp_path: Path) -> None:
+    create("random", {"seed": 3}).fit(planted()).save(tmp_path / "m")
+    meta = tmp_path / "m" / "model.json"
+    meta.write_text(meta.read_text().replace('"seed": 3', '"seed": -3'))
+    with pytest.raises(InputError) as err:
+        Recommender.load(tmp_path / "m")
+    assert str(err.value) == (
+        f"{meta}: bad value for 'random': seed: expected an integer >= 0, got -3"
+    )

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 from deepcart.errors import InputError
-from deepcart.models import create, knn
+from deepcart.models import create, knn, model_class
 from deepcart.models.base import NotFittedError, Recommender
 from deepcart.models.knn import TIEBREAK, ItemKNN, UserKNN
 from deepcart.modes import model_input
@@ -297,12 +297,14 @@ def test_popularity_breaks_ties_among_unscored_items(name: str) -> None:
         ({"damping": float("nan")}, "damping: expected a number"),
     ],
 )
-def test_hyperparameters_are_checked_at_fit(
+def test_hyperparameters_are_checked_in_create_and_fit(
     name: str, params: dict[str, object], message: str
 ) -> None:
-    model = create(name, params)  # the constructor only stores them
-    with pytest.raises(InputError, match=message):
+    model = model_class(name)(**params)  # the constructor only stores them
+    with pytest.raises(InputError, match=f"^{message}"):
         model.fit(TINY)
+    with pytest.raises(InputError, match=f"^--params: bad value for {name!r}: {message}"):
+        create(name, params)
 
 
 def test_predict_checks_its_arguments(name: str) -> None:

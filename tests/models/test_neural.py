@@ -24,7 +24,7 @@ from deepcart.errors import InputError  # noqa: E402
 from deepcart.models import create  # noqa: E402
 from deepcart.models.base import Recommender  # noqa: E402
 from deepcart.models.vae import kl_beta  # noqa: E402
-from tests.models.test_contract import planted  # noqa: E402
+from tests.models.test_contract import planted, two_group_dataset  # noqa: E402
 
 NEURAL = ["autoencoder", "dae", "vae"]
 FAST = {"threads": 1, "progress": False, "epochs": 20}
@@ -230,28 +230,7 @@ def test_bad_hyperparameters_are_input_errors(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepcart.data.build import build_dataset
-    from tests.data.test_build import write_reviews
-
-    root = tmp_path_factory.mktemp("neural")
-    rng = np.random.default_rng(5)
-    rows = []
-    for u in range(300):
-        group = u % 2
-        items = rng.choice(20, size=int(rng.integers(4, 9)), replace=False) + 20 * group
-        for j, i in enumerate(items):
-            rating = int(rng.integers(1, 6))
-            rows.append((f"u{u:03d}", f"i{i:02d}", rating, 10**12 + j * 1000))
-    build_dataset(
-        reviews_file=write_reviews(root / "r.parquet", rows),
-        items_file=None,
-        output_dir=root / "data",
-        tag="nn",
-        min_interactions=3,
-        min_ratings=1,
-        echo=lambda s: None,
-    )
-    return root
+    return two_group_dataset(tmp_path_factory.mktemp("neural"), "nn")
 
 
 def _args(root: Path, *extra: str) -> list[str]:
@@ -262,9 +241,8 @@ def _args(root: Path, *extra: str) -> list[str]:
 
 
 def test_cli_train_nn_flags_validation_and_memory_report(
-    dataset: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    dataset: Path, capsys: pytest.CaptureFixture, tensorboard_logs_in_tmp: Path
 ) -> None:
-    monkeypatch.chdir(dataset)
     params = '{"threads": 1, "patience": 2, "progress": false}'
     argv = _args(dataset, "--type", "vae", "--nn-epochs", "40", "--nn-batch", "50")
     assert main(["train", *argv, "--params", params]) == 0
@@ -274,7 +252,8 @@ def test_cli_train_nn_flags_validation_and_memory_report(
     loaded = Recommender.load(path)
     assert loaded.epochs == 40 and loaded.batch_size == 50
     assert loaded.epochs_run_ < 40  # the split's validation users stopped it early
-    assert list((dataset / "runs").glob("vae-*/events.out.tfevents.*"))
+    # The default log root (./runs; the tests' conftest moves it to a temporary directory).
+    assert list(tensorboard_logs_in_tmp.glob("vae-*/events.out.tfevents.*"))
     # --split none: no validation users, every epoch.
     argv = _args(dataset, "--type", "dae", "--nn-epochs", "3", "--split", "none")
     assert main(["train", *argv, "--params", params]) == 0
@@ -291,10 +270,7 @@ def test_cli_nn_flags_need_a_neural_model(dataset: Path, capsys: pytest.CaptureF
     assert "epochs given twice" in capsys.readouterr().err
 
 
-def test_cli_test_neural_models_in_both_modes(
-    dataset: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(dataset)
+def test_cli_test_neural_models_in_both_modes(dataset: Path, capsys: pytest.CaptureFixture) -> None:
     reports = dataset / "reports"
     for mode in ("best", "worst"):
         argv = _args(
@@ -310,3 +286,38 @@ def test_cli_test_neural_models_in_both_modes(
 
     doc = json.loads((reports / "nn" / "users" / "autoencoder" / "metrics.json").read_text())
     assert doc["metrics"]["rmse"] is not None and doc["metrics"]["ndcg"] is not None
+
+
+def test_autoencoder_stops_on_validation_rmse(tmp_path: Path) -> None:
+    x = planted()
+    val_in, val_check = x[:30], x[30:60]
+    model = fast("autoencoder", tmp_path, epochs=200, patience=3, lr=1e-2)
+    model.fit(x, val_inputs=val_in, val_check=val_check, val_ratings=val_check)
+    rmse = [h["val_rmse"] for h in model.history_]
+    assert "val_ndcg@10" in model.history_[0]  # logged, not watched
+    assert model.epochs_run_ < 200 and model.best_epoch_ == int(np.argmin(rmse)) + 1
+    with pytest.raises(InputError, match="monitor"):
+        fast("autoencoder", tmp_path, monitor="mae").fit(x)
+
+
+def test_vae_without_a_hidden_layer(tmp_path: Path) -> None:
+    model = fast("vae", tmp_path, hidden_dim=0, latent_dim=8).fit(planted())
+    assert [type(m).__name__ for m in model.net_["encoder"]] == ["Linear"]
+    assert model.score(planted()[:3]).shape == (3, 40)
+
+
+def test_shared_hyperparameters_family_defaults_and_unknown_names() -> None:
+    from deepcart.models.neural import SHARED_DEFAULTS
+
+    for name in NEURAL:
+        params = create(name).get_params()
+        assert list(params)[-len(SHARED_DEFAULTS) :] == list(SHARED_DEFAULTS)
+    assert create("dae").weight_decay == 1e-5 and create("vae").weight_decay == 0.0
+    ae = create("autoencoder", {"epochs": 7})
+    assert (ae.epochs, ae.batch_size, ae.patience) == (7, 256, 10)
+    assert create("vae", {"hidden_dim": 64}).get_params()["hidden_dim"] == 64
+    with pytest.raises(InputError, match="unknown hyperparameter"):
+        create("vae", {"epoch": 3})
+    cls = type(create("vae"))
+    with pytest.raises(TypeError, match="epoch"):
+        cls(epoch=3)

@@ -67,3 +67,30 @@ def test_importing_deepcart_and_the_neural_modules_does_not_import_torch() -> No
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_neural_hyperparameters_are_checked_without_torch() -> None:
+    # torch blocked outright: checking hyperparameters must not need it, installed or not.
+    code = (
+        "import importlib, sys\n"
+        "class NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        "from deepcart.errors import InputError\n"
+        "from deepcart.models import REGISTRY\n"
+        f"for name in {NEURAL!r}:\n"
+        "    module, cls = REGISTRY[name]\n"
+        "    model_cls = getattr(importlib.import_module(module), cls)\n"
+        "    model_cls().check_params()\n"
+        "    for params in ({'epochs': 0}, {'dropout': 1.0}, {'device': 'tpu'}):\n"
+        "        try:\n"
+        "            model_cls(**params).check_params()\n"
+        "        except InputError as exc:\n"
+        "            assert str(exc).startswith(next(iter(params)) + ': expected'), exc\n"
+        "        else:\n"
+        "            raise AssertionError(f'{name}: {params} passed')\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

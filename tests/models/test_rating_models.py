@@ -3,6 +3,7 @@ matrix, a planted low-rank matrix for svd, fold-in of new users, and argument ch
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from deepcart.errors import InputError
-from deepcart.models import create
+from deepcart.models import create, model_class
 from deepcart.models import svd as svd_module
 from deepcart.models.base import NotFittedError, Recommender
 
@@ -281,10 +282,16 @@ def test_svd_empty_row_is_the_item_bias() -> None:
         ("svd", {"seed": -1}, "seed: expected an integer >= 0"),
     ],
 )
-def test_hyperparameters_are_validated_in_fit(name: str, params: dict, message: str) -> None:
-    model = create(name, params)  # the constructor only stores them
-    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+def test_hyperparameters_are_validated_in_create_and_fit(
+    name: str, params: dict, message: str
+) -> None:
+    model = model_class(name)(**params)  # the constructor only stores them
+    with pytest.raises(InputError, match=f"^{re.escape(message)}"):
         model.fit(tiny())
+    with pytest.raises(
+        InputError, match=f"^--params: bad value for {name!r}: {re.escape(message)}"
+    ):
+        create(name, params)
 
 
 @pytest.mark.parametrize("name", RATING_MODELS)

@@ -18,6 +18,9 @@ from deepcart.serve.api import create_app  # noqa: E402
 from deepcart.serve.config import Settings, load_settings  # noqa: E402
 from deepcart.training import train_model  # noqa: E402
 
+from .postgres import PostgresServer  # noqa: E402
+from .postgres import unavailable_reason as postgres_unavailable_reason  # noqa: E402
+
 TAG = "svc"
 TOKEN = "s3cret-token"
 
@@ -93,3 +96,21 @@ def client(world: World, tmp_path_factory: pytest.TempPathFactory) -> TestClient
 
 def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> PostgresServer:
+    """A throwaway PostgreSQL server (tests/serve/postgres.py); skips with the reason when
+    one cannot run here."""
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The SQLAlchemy URL of a fresh, empty database on the throwaway server."""
+    return postgres_server.database()

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import httpx
 import pytest
 
 from .conftest import TAG, TOKEN, World
+from .postgres import PostgresServer
 
 
 def _free_port() -> int:
@@ -24,7 +26,10 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, world: World, db: Path, *extra: str) -> None:
+    """``deepcart serve`` in a subprocess; ``db``: a SQLite file, or any database URL."""
+
+    def __init__(self, world: World, db: Path | str, *extra: str) -> None:
+        url = db if isinstance(db, str) else f"sqlite:///{db}"
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "DEEPCART_ADMIN_TOKEN": TOKEN, "DEEPCART_TYPE": "als"}
@@ -32,7 +37,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "deepcart", "serve", "--data-dir", str(world.data_dir),
              "--data-tag", TAG, "--model-dir", str(world.model_dir), "--port", str(self.port),
-             "--db-url", f"sqlite:///{db}", *extra],
+             "--db-url", url, *extra],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         deadline = time.monotonic() + 90
@@ -99,6 +104,21 @@ def test_http_answers_and_reload_under_load(world: World, db: Path) -> None:
 
 
 def test_acknowledged_review_survives_kill_9(world: World, db: Path) -> None:
+    _survives_kill_9(world, db)
+
+
+@pytest.mark.postgres
+def test_acknowledged_review_survives_kill_9_on_postgresql(
+    world: World, postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """The same on a PostgreSQL database, whose server then crashes too (an immediate stop:
+    no checkpoint; it recovers from its write-ahead log) before the service starts again."""
+    _survives_kill_9(world, postgres_url, between=postgres_server.crash)
+
+
+def _survives_kill_9(
+    world: World, db: Path | str, between: Callable[[], None] | None = None
+) -> None:
     user, item = "KILL9USER", world.items[7]
     server = Server(world, db)
     try:
@@ -111,6 +131,8 @@ def test_acknowledged_review_survives_kill_9(world: World, db: Path) -> None:
     finally:
         server.stop(signal.SIGKILL)  # no shutdown, no flush: only what was committed remains
     assert server.proc.returncode == -signal.SIGKILL
+    if between is not None:
+        between()
 
     again = Server(world, db)
     try:

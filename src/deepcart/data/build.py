@@ -108,9 +108,16 @@ def _report_lines(counts: dict[str, int], p: BuildParams) -> list[str]:
         f"of {c['items_found']:,} items."
     ]
     if c["duplicates_dropped"]:
+        kept = "the earliest"
+        if c.get("extra_reviews_read"):
+            kept += ", or the latest extra review"
         lines.append(
-            f"Dropped {c['duplicates_dropped']:,} reviews (duplicate user and item; kept the "
-            "earliest)"
+            f"Dropped {c['duplicates_dropped']:,} reviews (duplicate user and item; kept {kept})"
+        )
+    if c.get("ratings_replaced"):
+        lines.append(
+            f"Replaced {c['ratings_replaced']:,} ratings of the reviews file by the users' later "
+            "opinions from --extra-reviews"
         )
     if p.k_core:
         lines.append(
@@ -249,6 +256,7 @@ def build_dataset(
             )
         for line in _report_lines(counts, params):
             echo(line)
+        _check_not_empty(counts, params, reviews_file)
         echo(f"Writing {counts['reviews_written']:,} reviews as {final.reviews}...")
         no_meta = counts["items_without_metadata"]
         echo(
@@ -280,6 +288,35 @@ def build_dataset(
         shutil.rmtree(work, ignore_errors=True)
     echo(f"Wrote '{tag}' dataset to {out_root}.")
     return BuildReport(tag=tag, paths=final, counts=counts, manifest=manifest)
+
+
+def _check_not_empty(counts: dict[str, int], p: BuildParams, reviews_file: Path | str) -> None:
+    """Refuse a dataset without reviews (models cannot train on it), naming the step that left
+    none: the input itself, ``--min-ratings``, ``--min-interactions`` or ``--k-core``."""
+    if counts["reviews_written"]:
+        return
+    c = counts
+    if not c["ratings_found"]:
+        raise InputError(f"--reviews-file: {reviews_file} holds no reviews; nothing to build")
+    found = (
+        f"{c['ratings_found']:,} ratings by {c['users_found']:,} users "
+        f"of {c['items_found']:,} items"
+    )
+    if p.k_core:
+        raise InputError(
+            f"--k-core (--min-interactions {p.min_interactions}, --min-ratings {p.min_ratings}) "
+            f"left no reviews (found {found}); lower them"
+        )
+    if c["reviews_dropped_no_item"] == c["ratings_found"]:
+        raise InputError(
+            f"--min-ratings {p.min_ratings} left no reviews: each of the {c['items_found']:,} "
+            f"items has fewer ratings (found {found}); lower it"
+        )
+    left = c["ratings_found"] - c["reviews_dropped_no_item"]
+    raise InputError(
+        f"--min-interactions {p.min_interactions} left no reviews: each user has fewer of the "
+        f"{left:,} ratings that --min-ratings {p.min_ratings} kept (found {found}); lower it"
+    )
 
 
 def _swap_in(new: Path, final: Path) -> None:

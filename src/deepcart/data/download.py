@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -180,13 +180,15 @@ def download_category(
     what: Iterable[str] = ("reviews", "meta"),
     progress: bool = True,
     timeout: float = 30.0,
+    echo: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Download the raw files of one Amazon Reviews 2023 category into ``output_dir``.
 
     Saves ``output_dir/<Category>.jsonl.gz`` (``"reviews"`` in ``what``) and
     ``output_dir/meta_<Category>.jsonl.gz`` (``"meta"``) with resume, retries, a size check and an
     atomic rename (see the module's description); a file already complete is skipped. Returns the
-    final paths, in the order of ``what``.
+    final paths, in the order of ``what``. ``echo``: where to say, for each file, whether it was
+    downloaded or skipped (see :func:`download_file`).
 
     Raises InputError for an unknown category, a bad ``base_url``/``what``/``timeout`` or an output
     directory that cannot be created, DownloadError when a file cannot be fetched whole.
@@ -199,7 +201,8 @@ def download_category(
     except OSError as exc:
         raise InputError(f"--output-dir: cannot create {out}: {exc.strerror or exc}") from None
     return [
-        download_file(url, out / name, progress=progress, timeout=timeout) for url, name in files
+        download_file(url, out / name, progress=progress, timeout=timeout, echo=echo)
+        for url, name in files
     ]
 
 
@@ -211,13 +214,16 @@ def download_file(
     timeout: float = 30.0,
     retries: int | None = None,
     backoff: float | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> Path:
     """Fetch ``url`` to ``dest`` through ``<dest>.part``; return ``dest``.
 
     Resumes from an existing part file, retries dropped connections (up to ``retries`` consecutive
     attempts without progress, default :data:`RETRIES`, pausing ``backoff`` seconds, default
     :data:`BACKOFF_S`, doubled each time), checks the size and renames atomically. If ``dest``
-    already has the size the server states, nothing is downloaded.
+    already has the size the server states, nothing is downloaded. ``echo`` (the CLI's ``print``)
+    gets one line, ``Downloaded <dest> (N bytes)`` or ``<dest> is already complete (N bytes),
+    skipped``; without it, a skip is said on stderr when ``progress`` is on.
     """
     _check_timeout(timeout)
     dest = Path(dest)
@@ -229,7 +235,10 @@ def download_file(
         local = dest.stat().st_size
         remote = _remote_size(url, timeout)
         if remote == local:
-            _say(f"{dest} is already complete ({local:,} bytes), skipping", progress)
+            if echo is None:
+                _say(f"{dest} is already complete ({local:,} bytes), skipping", progress)
+            else:
+                echo(f"{dest} is already complete ({local:,} bytes), skipped")
             return dest
         logger.warning(
             "%s has %d bytes but %s has %s; downloading it again",
@@ -261,6 +270,8 @@ def download_file(
         )
     _finish(part, dest)
     logger.info("downloaded %s (%d bytes)", dest, size)
+    if echo is not None:
+        echo(f"Downloaded {dest} ({size:,} bytes)")
     return dest
 
 

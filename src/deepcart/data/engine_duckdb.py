@@ -3,7 +3,10 @@
 The semantics, which every engine must reproduce row for row (docs/data-formats.md):
 
 1. Deduplicate (user_id, parent_asin): keep the earliest review; equal timestamps keep the one
-   that comes first in the input (the official rule: a stable sort by timestamp).
+   that comes first in the input (the official rule: a stable sort by timestamp). Extra reviews
+   (every input file after the first: ``--extra-reviews``, such as those the service stored)
+   take precedence: a pair with an extra review keeps the latest extra one (latest timestamp,
+   then last in the input), whatever the first file holds: a user's newest opinion wins.
 2. Plain mode: drop items with fewer than ``min_ratings`` ratings and their reviews; then drop
    users with fewer than ``min_interactions`` of the remaining reviews and their reviews.
    k-core mode: repeat "keep reviews whose user has >= min_interactions and whose item has
@@ -30,6 +33,17 @@ from deepcart.fsutil import atomic_path
 
 _REVIEW_COLS = ", ".join(REVIEW_SCHEMA.names)
 _ITEM_COLS = ", ".join(ITEM_SCHEMA.names)
+
+#: ``ord`` is ``(file_index << 40) + file_row_number``: at or above this, an extra review.
+EXTRA_ORD = 1 << 40
+_IS_EXTRA = f"(ord >= {EXTRA_ORD}::BIGINT)"
+#: The dedup order (the first row wins): extra reviews first, the latest of them first; then the
+#: first file's reviews, the earliest first. Spark's engine sorts by the same three keys.
+_PRECEDENCE = (
+    f"CASE WHEN {_IS_EXTRA} THEN 0 ELSE 1 END, "
+    f"CASE WHEN {_IS_EXTRA} THEN -timestamp ELSE timestamp END, "
+    f"CASE WHEN {_IS_EXTRA} THEN -ord ELSE ord END"
+)
 
 
 @dataclass(frozen=True)
@@ -74,9 +88,10 @@ def run_build(
 ) -> dict[str, int]:
     """Run the build on canonical Parquet inputs; write the two outputs; return every count.
 
-    ``reviews`` may be several files (the dataset's reviews, then extra reviews such as those
-    the service stored): they are read as one input in that order, so a duplicate (user, item)
-    with an equal timestamp keeps the one from the earlier file.
+    ``reviews`` may be several files: the dataset's reviews, then extra reviews (such as those
+    the service stored), read as one input in that order. A (user, item) pair keeps its latest
+    extra review when it has one (a later timestamp, then a later place in the input), else its
+    earliest review of the first file (module docstring, step 1).
     """
     files = [reviews] if isinstance(reviews, Path) else list(reviews)
     con = duckdb.connect()
@@ -94,13 +109,30 @@ def run_build(
     counts["reviews_read"] = _one(con, "SELECT count(*) FROM raw")
     # Narrow working set: only keys, never the text columns, until the final write.
     con.execute(
-        """CREATE TEMP TABLE dedup AS
+        f"""CREATE TEMP TABLE dedup AS
         SELECT user_id, parent_asin, ord FROM raw
         QUALIFY row_number() OVER (PARTITION BY user_id, parent_asin
-                                   ORDER BY timestamp, ord) = 1"""
+                                   ORDER BY {_PRECEDENCE}) = 1"""
     )
     counts["ratings_found"] = _one(con, "SELECT count(*) FROM dedup")
     counts["duplicates_dropped"] = counts["reviews_read"] - counts["ratings_found"]
+    counts.update(extra_reviews_read=0, extra_reviews_superseded=0, ratings_replaced=0)
+    if len(files) > 1:
+        con.execute(
+            f"""CREATE TEMP TABLE extra_keys AS
+            SELECT user_id, parent_asin, count(*) AS n FROM raw WHERE {_IS_EXTRA}
+            GROUP BY user_id, parent_asin"""
+        )
+        counts["extra_reviews_read"] = _one(con, "SELECT sum(n) FROM extra_keys")
+        # Earlier extra reviews of a pair, dropped for its latest one (a re-rating).
+        counts["extra_reviews_superseded"] = _one(con, "SELECT sum(n - 1) FROM extra_keys")
+        # Pairs of the first file whose review an extra review replaced.
+        counts["ratings_replaced"] = _one(
+            con,
+            f"""SELECT count(*) FROM extra_keys SEMI JOIN
+                (SELECT user_id, parent_asin FROM raw WHERE NOT {_IS_EXTRA})
+                USING (user_id, parent_asin)""",
+        )
     counts["users_found"] = _one(con, "SELECT count(DISTINCT user_id) FROM dedup")
     counts["items_found"] = _one(con, "SELECT count(DISTINCT parent_asin) FROM dedup")
 

@@ -1,7 +1,8 @@
 """The build pipeline on Apache Spark (``--engine spark``): DuckDB's semantics, row for row.
 
 The semantics are those of :mod:`deepcart.data.engine_duckdb` (docs/data-formats.md): dedup
-keeping the earliest review (ties: first in the input), the plain or k-core filters, sampling by
+keeping the earliest review (ties: first in the input) unless the pair has extra reviews (the
+latest of those wins), the plain or k-core filters, sampling by
 ``md5("<seed>:<user_id>")``, items with their first metadata row or a stub. :func:`run_build` has
 the DuckDB engine's signature and returns the same counts; ``tests/data/test_engine_spark.py``
 checks that both engines write identical tables and counts.
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deepcart.data.engine_duckdb import BuildParams
+from deepcart.data.engine_duckdb import EXTRA_ORD, BuildParams
 from deepcart.data.schema import ITEM_SCHEMA, REVIEW_SCHEMA, schema_for
 from deepcart.data.spark_session import DEFAULT_MASTER, arrow_filesystem, get_spark, staging_uri
 from deepcart.data.spark_session import to_uri as _to_uri
@@ -131,8 +132,10 @@ def run_build(
     """Run the build on canonical Parquet inputs with Spark; write the two outputs; return every
     count (the same keys and values as :func:`deepcart.data.engine_duckdb.run_build`).
 
-    ``reviews`` may be several files, read as one input in that order (a tie keeps the row of the
-    earlier file). Inputs may be local paths or URIs Spark reads (``s3a://``, ``gs://``, ...).
+    ``reviews`` may be several files, read as one input in that order: a pair with reviews from
+    the extra files (all but the first) keeps the latest of those, else the earliest of the first
+    file's (ties: the first in the input). Inputs may be local paths or URIs Spark reads
+    (``s3a://``, ``gs://``, ...).
     ``spark``: a session to use; else the active one, or a new one for ``spark_master``.
     """
     from pyspark.sql import Window
@@ -160,11 +163,21 @@ def run_build(
     raw = _read(spark, files[0], REVIEW_SCHEMA, 0)
     for i, f in enumerate(files[1:], start=1):
         raw = raw.unionByName(_read(spark, f, REVIEW_SCHEMA, i))
+    staging: str | None = None
     try:
-        # Dedup on the narrow key set: the earliest (timestamp, ord) per (user, item). min of a
-        # struct compares field by field, so this is "ORDER BY timestamp, ord ... = 1" as a hash
+        # Dedup on the narrow key set: per (user, item) the first row in DuckDB's order (extra
+        # reviews first, the latest of them first; then the earliest of the first file). min of
+        # a struct compares field by field, so this is "ORDER BY <those keys> ... = 1" as a hash
         # aggregate instead of a window sort.
-        first = F.min(F.struct("timestamp", "ord")).alias("m")
+        extra = F.col("ord") >= F.lit(EXTRA_ORD)
+        first = F.min(
+            F.struct(
+                F.when(extra, 0).otherwise(1).alias("p"),
+                F.when(extra, -F.col("timestamp")).otherwise(F.col("timestamp")).alias("t"),
+                F.when(extra, -F.col("ord")).otherwise(F.col("ord")).alias("o"),
+                F.col("ord").alias("ord"),
+            )
+        ).alias("m")
         dedup, (n_dedup,) = keep(
             raw.select("user_id", "parent_asin", "timestamp", "ord")
             .groupBy("user_id", "parent_asin")
@@ -174,6 +187,18 @@ def run_build(
         counts["reviews_read"] = _count(raw)
         counts["ratings_found"] = n_dedup
         counts["duplicates_dropped"] = counts["reviews_read"] - counts["ratings_found"]
+        counts.update(extra_reviews_read=0, extra_reviews_superseded=0, ratings_replaced=0)
+        if len(files) > 1:
+            keys = ["user_id", "parent_asin"]
+            extra_keys, (n_pairs,) = keep(
+                raw.where(extra).groupBy(*keys).agg(F.count(F.lit(1)).alias("n"))
+            )
+            row = extra_keys.agg(F.sum("n")).first()
+            counts["extra_reviews_read"] = int(row[0] or 0) if row else 0
+            counts["extra_reviews_superseded"] = counts["extra_reviews_read"] - n_pairs
+            counts["ratings_replaced"] = _count(
+                extra_keys.join(raw.where(~extra).select(*keys), keys, "left_semi")
+            )
         # Filters are "keep the keys whose per-user / per-item count passes": a group-by count
         # (combined map-side, so only one row per key and task is shuffled) and a semi join
         # (broadcast when the passing keys are small, as items usually are).
@@ -311,8 +336,9 @@ def run_build(
             ("parent_asin",),
         )
         counts["users_written"] = users_written
-        _remove(staging)
     finally:
+        if staging is not None:
+            _remove(staging)
         for df in holding:
             df.unpersist()
     return counts

@@ -57,8 +57,19 @@ def require_dataset(data_dir: str | Path, tag: str) -> DatasetPaths:
     """The paths of an existing tagged dataset, or an InputError that says how to build it."""
     paths = dataset_paths(data_dir, tag)
     if not paths.manifest.is_file():
+        there = existing_tags(data_dir)
+        known = f"; the datasets there: {', '.join(there)}" if there else ""
         raise InputError(
             f"no dataset tagged {tag!r} in {data_dir} (missing {paths.manifest}); "
-            f"build it with: deepcart build --tag {tag} --output-dir {data_dir}"
+            f"build it with: deepcart build --tag {tag} --output-dir {data_dir}{known}"
         )
     return paths
+
+
+def existing_tags(data_dir: str | Path, limit: int = 10) -> list[str]:
+    """The tags of the datasets under ``data_dir`` (sorted, at most ``limit``, then '...')."""
+    try:
+        tags = sorted(d.name for d in Path(data_dir).iterdir() if (d / "manifest.json").is_file())
+    except OSError:
+        return []
+    return tags[:limit] + (["..."] if len(tags) > limit else [])

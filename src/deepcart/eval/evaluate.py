@@ -30,6 +30,7 @@ from deepcart.fsutil import atomic_path, atomic_write_text
 from deepcart.models import create, model_names
 from deepcart.models.base import Recommender
 from deepcart.modes import LOW, MIN_ENGAGEMENT, candidates, check_mode, model_input, relevant
+from deepcart.progress import progress_enabled
 from deepcart.training import fit_model, load_saved_model, model_key, model_path, split_id
 
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -169,8 +170,12 @@ def evaluate_models(
     min_engagement: int = MIN_ENGAGEMENT,
     n_boot: int = 1000,
     echo: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> list[EvalResult]:
-    """Evaluate each model on the test users of the split; print and write the comparison."""
+    """Evaluate each model on the test users of the split; print and write the comparison.
+
+    ``progress``: the progress bars of the fits (:mod:`deepcart.progress`); ``False``: none.
+    """
     check_tag(tag)
     check_mode(mode)
     if model_types == ["all"]:
@@ -208,9 +213,10 @@ def evaluate_models(
                 model, fit_seconds = saved
                 source = "saved"
             else:
-                model, fit_seconds = fit_model(
-                    data, model_type, (params or {}).get(model_type), mode
-                )
+                with progress_enabled(progress):
+                    model, fit_seconds = fit_model(
+                        data, model_type, (params or {}).get(model_type), mode
+                    )
                 source = "fitted"
             per_user, recs, scores, rec_seconds = evaluate_model(model, data, k, mode, allowed)
             rating = _rating_metrics(model, data, mode)

@@ -56,21 +56,29 @@ def model_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def create(name: str, params: dict[str, Any] | None = None) -> Any:
-    """Instantiate model ``name``; an unknown hyperparameter is an error, never silently dropped."""
+def create(name: str, params: dict[str, Any] | None = None, *, where: str = "--params") -> Any:
+    """Instantiate model ``name`` and check its hyperparameters (``check_params``), so a bad one
+    fails here, before any data is read; an unknown one is an error, never silently dropped.
+
+    Errors are :class:`InputError` naming ``where`` (the flag or file the parameters came from),
+    then the model and the hyperparameter: ``--params: bad value for 'als': factors: expected an
+    integer >= 1, got 'x'`` (after the prefix, the message ``fit`` gives).
+    """
     cls = model_class(name)
     params = dict(params or {})
     allowed = cls.param_names()
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise InputError(
-            f"--params: unknown hyperparameter(s) {', '.join(unknown)} for {name!r}; "
+            f"{where}: unknown hyperparameter(s) {', '.join(unknown)} for {name!r}; "
             f"it takes {', '.join(allowed) or 'none'}"
         )
     try:
-        return cls(**params)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"--params: bad value for {name!r}: {exc}") from None
+        model = cls(**params)
+        model.check_params()
+    except (InputError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: bad value for {name!r}: {exc}") from None
+    return model
 
 
 def parse_params(text: str | None) -> dict[str, Any]:

@@ -59,6 +59,7 @@ import scipy.sparse as sp
 
 from deepcart.errors import InputError
 from deepcart.models.base import Recommender, as_csr
+from deepcart.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +272,7 @@ class ALSModel(Recommender):
 
     # ---------------------------------------------------------------- helpers
 
-    def _validate(self) -> None:
+    def check_params(self) -> None:
         _check_int("factors", self.factors, 1)
         _check_float("regularization", self.regularization, 0.0, strict=True)
         _check_float("alpha", self.alpha, 0.0, strict=False)
@@ -289,11 +290,6 @@ class ALSModel(Recommender):
         if self.backend not in BACKENDS:
             raise InputError(
                 f"backend: expected one of {', '.join(BACKENDS)}, got {self.backend!r}"
-            )
-        if self.backend == "implicit" and not implicit_available():
-            raise InputError(
-                "backend: 'implicit' needs the implicit package (pip install implicit); "
-                "use 'numpy' or 'auto'"
             )
         _check_int("seed", self.seed, 0)
 
@@ -320,7 +316,12 @@ class ALSModel(Recommender):
     # ---------------------------------------------------------------- fitting
 
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
-        self._validate()
+        # Here, not in check_params: a model saved with backend 'implicit' loads without it.
+        if self.backend == "implicit" and not implicit_available():
+            raise InputError(
+                "backend: 'implicit' needs the implicit package (pip install implicit); "
+                "use 'numpy' or 'auto'"
+            )
         cu = self.confidences(x)
         n_users, n_items = cu.shape
         f = int(self.factors)
@@ -333,11 +334,14 @@ class ALSModel(Recommender):
         )
         self.backend_ = "implicit" if use_implicit else "numpy"
         log.debug("als: training with the %s backend", self.backend_)
-        with _one_blas_thread():
+        with (
+            _one_blas_thread(),
+            progress_bar(total=int(self.iterations), desc=self.name, unit="iteration") as bar,
+        ):
             if use_implicit:
-                users, items = self._sweeps_implicit(cu, users, items)
+                users, items = self._sweeps_implicit(cu, users, items, bar)
             else:
-                users, items = self._sweeps_numpy(cu, users, items)
+                users, items = self._sweeps_numpy(cu, users, items, bar)
         self.user_factors_ = users
         self.item_factors_ = items
         self.item_counts_ = np.bincount(cu.indices, minlength=n_items).astype(np.float32)
@@ -348,7 +352,7 @@ class ALSModel(Recommender):
             log.debug("als iteration %d: loss %.6g", it + 1, self._loss(cu, users, items))
 
     def _sweeps_numpy(
-        self, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray
+        self, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray, bar: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         ci = cu.T.tocsr()
         ci.sort_indices()
@@ -363,10 +367,11 @@ class ALSModel(Recommender):
                 items = _exact_solve(ci, users.astype(np.float64), self._gram(users))
                 items = items.astype(np.float32)
             self._log_loss(it, cu, users, items)
+            bar.update()
         return users, items
 
     def _sweeps_implicit(
-        self, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray
+        self, cu: sp.csr_matrix, users: np.ndarray, items: np.ndarray, bar: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         from implicit.cpu.als import AlternatingLeastSquares
 
@@ -381,11 +386,13 @@ class ALSModel(Recommender):
         )
         lib.cg_steps = int(self.cg_steps) or 3
         lib.user_factors, lib.item_factors = users, items
-        lib.fit(
-            cu,
-            show_progress=False,
-            callback=lambda it, _s, _l: self._log_loss(it, cu, lib.user_factors, lib.item_factors),
-        )
+
+        def after_iteration(it: int, _seconds: float, _loss: float) -> None:
+            self._log_loss(it, cu, lib.user_factors, lib.item_factors)
+            bar.update()
+
+        # Our bar, not implicit's (which would ignore --quiet and print for tiny fits).
+        lib.fit(cu, show_progress=False, callback=after_iteration)
         return lib.user_factors, lib.item_factors
 
     def _prepare(self) -> None:

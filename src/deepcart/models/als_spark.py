@@ -130,7 +130,6 @@ def fit_als_spark(
     model = create("als", params)
     if not isinstance(model, ALSModel):  # pragma: no cover - the registry maps als to ALSModel
         raise InputError("--engine spark: trains --type als only")
-    model._validate()
     x = as_csr(user_items)
     n_users, n_items = x.shape
     if n_items == 0 or x.nnz == 0:

@@ -24,12 +24,16 @@ the original's network: one hidden layer between two item-sized layers.
   sigmoid(mu) + b``, the same list for everyone.
 - Worst mode: it learns the reversed ratings ``6 - r`` (an explicit model, see
   :mod:`deepcart.modes`), so its top predictions are the likeliest 1-star ratings.
-- Early stopping: on validation NDCG@``val_k`` of that ranking, as every neural model.
+- Early stopping: on the validation users' held-out RMSE (``monitor="rmse"``, the default:
+  what the network is trained for; the NDCG of a ranking by predicted rating stays near 0 and
+  picks an arbitrary epoch), or on their NDCG@``val_k`` as the other neural models
+  (``monitor="ndcg"``). Both are logged every epoch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,9 +41,9 @@ import scipy.sparse as sp
 from deepcart.errors import InputError
 from deepcart.models.naive import check_number, check_pairs, clip_ratings
 from deepcart.models.neural import (
-    DEFAULT_LOG_DIR,
     NeuralRecommender,
     SparseBatch,
+    Validation,
     check_dropout,
     num_threads,
     require_torch,
@@ -48,7 +52,8 @@ from deepcart.models.neural import (
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-#: Rows densified at once by ``predict``.
+MONITORS = ("rmse", "ndcg")
+#: Rows scored at once by ``predict``.
 _PREDICT_ROWS = 1024
 
 
@@ -58,49 +63,43 @@ class AutoRecModel(NeuralRecommender):
     Hyperparameters (keyword-only), besides the shared ones of
     :class:`~deepcart.models.neural.NeuralRecommender`:
         hidden_dim: units of the hidden (code) layer.
-        dropout: dropout on the input ratings while training.
+        dropout: dropout on the input ratings while training (the dropped ratings stay
+            targets: denoising; without it the network learns to copy its input and predicts
+            unrated items badly).
+        monitor: ``"rmse"`` or ``"ndcg"``: the validation metric of early stopping.
+
+    Its shared hyperparameters default to up to 100 epochs, batch 256, ``weight_decay`` 1e-4
+    (the L2 penalty AutoRec needs) and patience 10.
     """
 
     name = "autoencoder"
     feedback = "explicit"
     predicts_ratings = True
 
+    defaults: ClassVar[dict[str, Any]] = {
+        "epochs": 100,
+        "batch_size": 256,
+        "weight_decay": 1e-4,
+        "patience": 10,
+    }
+
     def __init__(
         self,
         *,
         hidden_dim: int = 500,
         dropout: float = 0.2,
-        epochs: int = 100,
-        batch_size: int = 256,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-4,
-        patience: int = 10,
-        val_k: int = 10,
-        seed: int = 0,
-        device: str = "auto",
-        log_dir: str | None = DEFAULT_LOG_DIR,
-        progress: bool = True,
-        threads: int | None = None,
+        monitor: str = "rmse",
+        **shared: Any,
     ) -> None:
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self._init_common(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            val_k=val_k,
-            seed=seed,
-            device=device,
-            log_dir=log_dir,
-            progress=progress,
-            threads=threads,
-        )
+        self._set_params(locals(), shared)
 
     def _check_model_params(self) -> None:
         check_number("hidden_dim", self.hidden_dim, minimum=1, integer=True)
         check_dropout("dropout", self.dropout)
+        if self.monitor not in MONITORS:
+            raise InputError(
+                f"monitor: expected one of {', '.join(MONITORS)}, got {self.monitor!r}"
+            )
 
     def _fit(self, x: sp.csr_matrix, **side: Any) -> None:
         if x.nnz and x.data.min() < 0:
@@ -123,29 +122,50 @@ class AutoRecModel(NeuralRecommender):
         self, net: torch.nn.Module, batch: SparseBatch, step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         # Dropped-out ratings are still targets: the network must predict them from the others.
-        out = self._decode(net, batch.dropout(float(self.dropout)))
+        out = batch.dropout(float(self.dropout)).through(net)
         err = batch.gather(out) - batch.values
         return (err * err).mean(), {}
 
-    def _decode(self, net: torch.nn.Module, x: SparseBatch) -> torch.Tensor:
-        return net[2](net[1](x.linear(net[0])))
-
     def _forward(self, net: torch.nn.Module, batch: SparseBatch) -> torch.Tensor:
-        return self._decode(net, batch)
+        return batch.through(net)
+
+    # ---------------------------------------------------------------- validation
+
+    def _monitor(self) -> tuple[str, bool]:
+        if self.monitor == "rmse":
+            return "val_rmse", False
+        return super()._monitor()
+
+    def _val_metrics(self, net: Any, device: Any, val: Validation) -> dict[str, float]:
+        out = super()._val_metrics(net, device, val)
+        # Without val_ratings, val_check's values are taken as the held-out ratings.
+        ratings = val.ratings if val.ratings is not None else val.check
+        rmse = self._val_rmse(net, device, val.inputs, ratings) if ratings.nnz else math.nan
+        out["val_rmse"] = rmse
+        return out
+
+    def _val_rmse(
+        self, net: Any, device: Any, inputs: sp.csr_matrix, ratings: sp.csr_matrix
+    ) -> float:
+        """RMSE of the clipped predictions of the held-out ratings (fold-in of the inputs)."""
+        sq, n = 0.0, 0
+        for start, stop, scores in self._blocks(net, device, inputs, _PREDICT_ROWS):
+            truth = ratings[start:stop].tocoo()
+            pred = clip_ratings(scores[truth.row, truth.col])
+            sq += float(np.sum((pred - truth.data) ** 2))
+            n += len(truth.data)
+        return math.sqrt(sq / n)
 
     # ---------------------------------------------------------------- ratings
 
     def predict(self, user_items: Any, items: Any) -> np.ndarray:
         """Predicted rating for row ``i`` of ``user_items`` and item ``items[i]`` (fold-in)."""
-        torch = require_torch(self.name)
+        require_torch(self.name)
         x, it = check_pairs(self, user_items, items)
         net, device, dtype = self._scoring_net()
         out = np.empty(len(it), dtype=np.float64)
-        with torch.no_grad(), num_threads(self.threads):
-            for start in range(0, len(it), _PREDICT_ROWS):
-                stop = min(start + _PREDICT_ROWS, len(it))
-                batch = SparseBatch(x[start:stop], device, dtype)
-                scores = self._forward(net, batch).cpu().numpy()
+        with num_threads(self.threads):
+            for start, stop, scores in self._blocks(net, device, x, _PREDICT_ROWS, dtype):
                 out[start:stop] = scores[np.arange(stop - start), it[start:stop]]
         return clip_ratings(out)
 

@@ -1,6 +1,9 @@
 """The model contract every DeepCart recommender follows.
 
 - ``Model(**hyperparameters)``: keyword-only, defaults that work, no work in the constructor.
+- ``check_params()`` raises :class:`~deepcart.errors.InputError` naming the first bad
+  hyperparameter, what was expected and what came (``"factors: expected an integer >= 1, got
+  'x'"``), without any data and without optional dependencies (torch).
 - ``fit(user_items)`` takes a CSR user x item matrix (ratings or weights) and returns ``self``.
 - ``recommend(user_items, k, exclude_seen=True, candidates=None)`` ranks for a batch of users
   given their interaction rows (known users or brand-new ones: fold-in) and returns
@@ -10,9 +13,16 @@
   ``arrays.npz`` (loaded with ``allow_pickle=False``); never pickle.
 
 Models see integer indices only; ids are mapped at the edges (:mod:`deepcart.data.matrix`).
-Subclasses implement ``_fit``, ``_score`` (a dense score block for a batch of rows) and the
-``_state``/``_set_state`` pair; the base class validates input, excludes seen items, applies
-candidate sets, batches, and saves.
+Subclasses implement ``check_params``, ``_fit``, ``_score`` (a dense score block for a batch of
+rows) and the ``_state``/``_set_state`` pair; the base class validates input, excludes seen
+items, applies candidate sets, batches, and saves.
+
+Where hyperparameters are validated: as in scikit-learn, the constructor only stores them (so
+``Model(factors="x")`` succeeds and ``get_params`` round-trips whatever was given); ``fit`` calls
+``check_params`` before it looks at the data, and :func:`deepcart.models.create` (how ``train``,
+``test`` and :meth:`Recommender.load` build a model from a name and parameters) calls it right
+after construction, so a bad ``--params`` value fails before any data is read, with the message
+``fit`` would give after a ``--params: bad value for '<model>':`` prefix.
 """
 
 from __future__ import annotations
@@ -82,10 +92,21 @@ class Recommender(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
 
+    @abstractmethod
+    def check_params(self) -> None:
+        """Raise :class:`InputError` for the first bad hyperparameter: the message starts with
+        its name, then says what was expected and what came. Needs no data and no optional
+        dependency; ``fit`` and :func:`deepcart.models.create` call it. It checks values only:
+        whether this machine can run them (CUDA, the ``implicit`` package) is for ``fit`` to
+        say, so a saved model loads anywhere."""
+
     # ---------------------------------------------------------------- fitting
 
     def fit(self, user_items: Any, **side: Any) -> Self:
-        """Learn from a CSR user x item matrix of ratings (or weights); returns ``self``."""
+        """Learn from a CSR user x item matrix of ratings (or weights); returns ``self``.
+
+        The hyperparameters are checked (:meth:`check_params`) before the data."""
+        self.check_params()
         x = as_csr(user_items)
         if x.shape[1] == 0:
             raise InputError("user_items: has no item columns")
@@ -228,7 +249,7 @@ class Recommender(ABC):
         from deepcart.models import create
 
         meta = read_model_meta(path)
-        model = create(meta["model"], meta["params"])
+        model = create(meta["model"], meta["params"], where=str(Path(path) / "model.json"))
         if cls is not Recommender and not isinstance(model, cls):
             raise InputError(f"{path}: holds a {meta['model']!r} model, not {cls.name!r}")
         try:

@@ -40,9 +40,11 @@ class BaselineModel(Recommender):
         self.item_reg = item_reg
         self.user_reg = user_reg
 
-    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
+    def check_params(self) -> None:
         check_number("item_reg", self.item_reg, minimum=0)
         check_number("user_reg", self.user_reg, minimum=0)
+
+    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
         mu, counts, sums = rating_stats(x)
         denom = counts + float(self.item_reg)
         bias = np.zeros(x.shape[1])

@@ -21,27 +21,23 @@ low ratings.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import scipy.sparse as sp
-
-from deepcart.errors import InputError
 from deepcart.models.naive import check_number
 from deepcart.models.neural import (
-    DEFAULT_LOG_DIR,
-    NeuralRecommender,
+    MultinomialRecommender,
     SparseBatch,
     check_dropout,
     init_linear,
+    multinomial_nll,
     require_torch,
 )
-from deepcart.models.vae import binarize
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 
-class MultDAEModel(NeuralRecommender):
+class MultDAEModel(MultinomialRecommender):
     """Mult-DAE (Liang et al. 2018); see the module docstring.
 
     Hyperparameters (keyword-only), besides the shared ones of
@@ -49,10 +45,14 @@ class MultDAEModel(NeuralRecommender):
         hidden_dim: units of the code layer.
         dropout: input corruption (dropout) while training.
         use_rating_values: feed the input values (ratings) instead of 1 per interaction.
+
+    The shared ones default as for every neural model (the paper's batch 500, lr 1e-3; up to
+    200 epochs, patience 20) but for a light L2 penalty, ``weight_decay`` 1e-5.
     """
 
     name = "dae"
-    feedback = "implicit"
+
+    defaults: ClassVar[dict[str, Any]] = {"weight_decay": 1e-5}
 
     def __init__(
         self,
@@ -60,66 +60,29 @@ class MultDAEModel(NeuralRecommender):
         hidden_dim: int = 200,
         dropout: float = 0.5,
         use_rating_values: bool = False,
-        epochs: int = 200,
-        batch_size: int = 500,
-        lr: float = 1e-3,
-        weight_decay: float = 1e-5,
-        patience: int = 20,
-        val_k: int = 10,
-        seed: int = 0,
-        device: str = "auto",
-        log_dir: str | None = DEFAULT_LOG_DIR,
-        progress: bool = True,
-        threads: int | None = None,
+        **shared: Any,
     ) -> None:
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self.use_rating_values = use_rating_values
-        self._init_common(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            patience=patience,
-            val_k=val_k,
-            seed=seed,
-            device=device,
-            log_dir=log_dir,
-            progress=progress,
-            threads=threads,
-        )
+        self._set_params(locals(), shared)
 
     def _check_model_params(self) -> None:
         check_number("hidden_dim", self.hidden_dim, minimum=1, integer=True)
         check_dropout("dropout", self.dropout)
-        if not isinstance(self.use_rating_values, bool):
-            raise InputError(
-                f"use_rating_values: expected true or false, got {self.use_rating_values!r}"
-            )
-
-    def _prepare(self, x: sp.csr_matrix) -> sp.csr_matrix:
-        return binarize(x, bool(self.use_rating_values))
+        self._check_use_rating_values()
 
     def _build(self, n_items: int) -> torch.nn.Module:
         torch = require_torch(self.name)
         nn = torch.nn
         h = int(self.hidden_dim)
-        net = nn.Sequential(nn.Linear(n_items, h), nn.Tanh(), nn.Linear(h, n_items))
-        for m in net.modules():
-            if isinstance(m, nn.Linear):
-                init_linear(torch, m)
-        return net
+        return init_linear(
+            torch, nn.Sequential(nn.Linear(n_items, h), nn.Tanh(), nn.Linear(h, n_items))
+        )
 
     def _loss(
         self, net: torch.nn.Module, batch: SparseBatch, step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        torch = require_torch(self.name)
-        logits = self._logits(net, batch.normalized().dropout(float(self.dropout)))
-        nll = -(batch.gather(torch.log_softmax(logits, dim=1)) * batch.values).sum() / batch.n_rows
-        return nll, {}
+        logits = self._logits(net, batch, train=True)
+        return multinomial_nll(require_torch(self.name), logits, batch), {}
 
-    def _logits(self, net: torch.nn.Module, x: SparseBatch) -> torch.Tensor:
-        return net[2](net[1](x.linear(net[0])))
-
-    def _forward(self, net: torch.nn.Module, batch: SparseBatch) -> torch.Tensor:
-        return self._logits(net, batch.normalized())
+    def _logits(self, net: torch.nn.Module, batch: SparseBatch, train: bool) -> torch.Tensor:
+        x = batch.normalized()
+        return (x.dropout(float(self.dropout)) if train else x).through(net)

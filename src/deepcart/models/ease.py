@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -38,6 +39,7 @@ import scipy.sparse as sp
 
 from deepcart.errors import InputError
 from deepcart.models.base import Recommender
+from deepcart.progress import progress_bar
 
 #: Rows of ``G`` computed per sparse block product (bounds the temporary sparse result).
 _GRAM_BLOCK = 2048
@@ -98,7 +100,7 @@ class EASEModel(Recommender):
         self.implicit = implicit
         self.max_items = max_items
 
-    def _validate(self) -> None:
+    def check_params(self) -> None:
         r = self.reg
         if (
             isinstance(r, bool)
@@ -138,7 +140,6 @@ class EASEModel(Recommender):
             )
 
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
-        self._validate()
         n = x.shape[1]
         self.check_memory(n)
         x = x.copy()
@@ -147,12 +148,20 @@ class EASEModel(Recommender):
             x.data[:] = 1.0
         self.item_counts_ = np.bincount(x.indices, minlength=n).astype(np.float32)
 
+        # Progress in steps: each block of the Gram matrix, the Cholesky factor, the inverse
+        # and the weights (the two LAPACK steps are the long ones for many items).
+        n_blocks = -(-n // _GRAM_BLOCK)
+        with progress_bar(total=n_blocks + 3, desc=self.name, unit="step") as bar:
+            self.weights_ = self._weights(x, n, bar)
+
+    def _weights(self, x: sp.csr_matrix, n: int, bar: Any) -> np.ndarray:
         # G = X^T X + reg I, dense float32, one block of item rows at a time.
         xt = x.T.tocsr()
         g = np.empty((n, n), dtype=np.float32)
         for start in range(0, n, _GRAM_BLOCK):
             stop = min(start + _GRAM_BLOCK, n)
             g[start:stop] = (xt[start:stop] @ x).toarray()
+            bar.update()
         g[np.diag_indices(n)] += np.float32(self.reg)
 
         # P = G^{-1} in place: Cholesky (G is symmetric positive definite), then the inverse
@@ -165,9 +174,11 @@ class EASEModel(Recommender):
             raise InputError(
                 f"ease: X^T X + reg I is not positive definite (info {info}); raise reg"
             )
+        bar.update()
         inverse, info = potri(factor, lower=False, overwrite_c=True)
         if info != 0:
             raise InputError(f"ease: cannot invert X^T X + reg I (info {info}); raise reg")
+        bar.update()
         _symmetrize_upper(inverse)
         g = np.ascontiguousarray(inverse.T)  # symmetric: the same matrix, a view again
         del factor, inverse
@@ -176,7 +187,8 @@ class EASEModel(Recommender):
         diag = np.diag(g).copy()
         g /= -diag[None, :]
         g[np.diag_indices(n)] = 0.0
-        self.weights_ = g
+        bar.update()
+        return g
 
     def _score(self, x: sp.csr_matrix) -> np.ndarray:
         x = x.copy()

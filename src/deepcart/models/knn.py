@@ -88,6 +88,7 @@ import scipy.sparse as sp
 from deepcart.errors import InputError
 from deepcart.models.base import Recommender
 from deepcart.models.naive import check_number, check_pairs
+from deepcart.progress import progress_bar
 
 SIMILARITIES = ("cosine", "pearson")
 #: Upper bound on the entries of one sparse similarity block (rows x columns it may fill).
@@ -235,7 +236,7 @@ class _KNN(Recommender):
     predicts_ratings = True
     feedback = "explicit"
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
         if self.similarity not in SIMILARITIES:
             raise InputError(
                 f"similarity: expected one of {', '.join(SIMILARITIES)}, got {self.similarity!r}"
@@ -304,7 +305,6 @@ class ItemKNN(_KNN):
         self.damping = damping
 
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
-        self._check_params()
         self._rating_stats(x)
         counts = np.bincount(x.indices, minlength=x.shape[1])
         self._set_tiebreak(counts)
@@ -324,7 +324,7 @@ class ItemKNN(_KNN):
         n = x.shape[1]
         blocks = []
         step = _row_block(n)
-        for start in range(0, n, step):
+        for start in progress_bar(range(0, n, step), desc=self.name, unit="block"):
             stop = min(n, start + step)
             sim = _similarities(
                 unit[start:stop],
@@ -431,7 +431,6 @@ class UserKNN(_KNN):
         self.damping = damping
 
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
-        self._check_params()
         self._rating_stats(x)
         self._set_train(x.copy())
 

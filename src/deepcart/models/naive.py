@@ -112,8 +112,10 @@ class NaiveModel(Recommender):
     def __init__(self, *, min_ratings: int = 5) -> None:
         self.min_ratings = min_ratings
 
-    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
+    def check_params(self) -> None:
         check_number("min_ratings", self.min_ratings, minimum=1, integer=True)
+
+    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
         mu, counts, sums = rating_stats(x)
         means = np.full(x.shape[1], mu)
         ok = counts >= self.min_ratings

@@ -12,16 +12,18 @@ What every neural model gets from :class:`NeuralRecommender`:
   dense product), so only the output layer's ``batch_size x n_items`` scores are dense, never a
   users x items tensor.
 - Early stopping on validation NDCG@``val_k``: ``fit(x, val_inputs=..., val_check=...)`` (the
-  split's validation users: their input rows and held-out rows, which
-  :func:`deepcart.training.fit_model` passes to models with ``uses_validation``) scores the
-  validation users after every epoch by fold-in, stops after ``patience`` epochs without a new
-  best and restores the best epoch's weights. Without validation data (``--split none``) it
-  trains for ``epochs`` epochs.
+  split's validation users: their input rows and relevant held-out rows, which
+  :func:`deepcart.training.fit_model` passes to models with ``uses_validation``, with
+  ``val_ratings``, the held-out ratings as the model sees them) scores the validation users
+  after every epoch by fold-in, stops after ``patience`` epochs without a new best and
+  restores the best epoch's weights (``autoencoder`` watches the validation RMSE instead).
+  Without validation data (``--split none``) it trains for ``epochs`` epochs.
 - Determinism: a seed fixes the initial weights, the shuffling, dropout and sampling noise (in
   a forked RNG state, so the caller's global RNG is untouched); on CPU the same seed gives the
   same model. On CUDA (used when available, ``device="auto"``) results may differ in the last
   bits between runs.
-- A progress bar over epochs (tqdm, on a terminal) with the loss and validation NDCG, the
+- A progress bar over epochs (:func:`deepcart.progress.progress_bar`: on stderr, on a
+  terminal, off with ``progress=False`` or ``--quiet``) with the loss and validation NDCG, the
   memory report (:attr:`NeuralRecommender.memory_report_`: the training matrix sparse and as it
   would be dense, a mini-batch's dense scores, the network with its optimizer state, the peak
   memory; ``deepcart train`` prints it)
@@ -43,13 +45,16 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import inspect
 import json
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -61,6 +66,7 @@ from deepcart.eval import metrics as M
 from deepcart.fsutil import atomic_path
 from deepcart.models.base import Recommender, as_csr
 from deepcart.models.naive import check_number
+from deepcart.progress import progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -73,6 +79,21 @@ INSTALL_HINT = "pip install 'deepcart[neural]' -c constraints.txt"
 DEFAULT_LOG_DIR = "runs"
 #: The state dict file beside ``model.json``.
 WEIGHTS_FILE = "model.pt"
+#: The shared hyperparameters of every neural model and their defaults (see
+#: :class:`NeuralRecommender`; a family overrides some in its ``defaults``).
+SHARED_DEFAULTS: dict[str, Any] = {
+    "epochs": 200,
+    "batch_size": 500,
+    "lr": 1e-3,
+    "weight_decay": 0.0,
+    "patience": 20,
+    "val_k": 10,
+    "seed": 0,
+    "device": "auto",
+    "log_dir": DEFAULT_LOG_DIR,
+    "progress": True,
+    "threads": None,
+}
 
 _warned_no_tensorboard = False
 
@@ -208,6 +229,31 @@ class SparseBatch:
         """The entries of a dense ``(n_rows, n_cols)`` tensor at the stored positions."""
         return dense[self.rows, self.cols]
 
+    def through(self, layers: torch.nn.Sequential) -> torch.Tensor:
+        """``layers(x)`` for a stack whose first layer is a ``Linear`` (computed sparsely)."""
+        out = self.linear(layers[0])
+        for layer in layers[1:]:
+            out = layer(out)
+        return out
+
+
+def binarize(x: sp.csr_matrix, use_values: bool) -> sp.csr_matrix:
+    """``x`` with every stored nonzero set to 1 (unless ``use_values``), zeros dropped."""
+    x = sp.csr_matrix(x, dtype="float32", copy=True)
+    x.eliminate_zeros()
+    if not use_values:
+        x.data[:] = 1.0
+    elif x.nnz and x.data.min() < 0:
+        raise InputError(f"user_items: expected non-negative values, got {x.data.min()}")
+    return x
+
+
+def multinomial_nll(torch: Any, logits: torch.Tensor, batch: SparseBatch) -> torch.Tensor:
+    """``-sum_i x_ui log softmax(logits_u)_i``, averaged over the batch's rows (Mult-DAE and
+    Mult-VAE's likelihood; only the stored entries of ``x`` count)."""
+    log_pi = batch.gather(torch.log_softmax(logits, dim=1))
+    return -(log_pi * batch.values).sum() / batch.n_rows
+
 
 def make_adam(torch: Any, net: torch.nn.Module, lr: float, weight_decay: float) -> Any:
     """Adam, fused into one kernel where torch supports it (a step on a 5M-parameter network:
@@ -263,6 +309,16 @@ def _mb(n_bytes: float) -> str:
 # ------------------------------------------------------------------------------ early stopping
 
 
+@dataclass
+class Validation:
+    """The validation users: input rows, relevant held-out rows and, for rating predictors, the
+    held-out ratings in the model's scale (``val_ratings``, optional)."""
+
+    inputs: sp.csr_matrix
+    check: sp.csr_matrix
+    ratings: sp.csr_matrix | None = None
+
+
 class EarlyStopping:
     """Track a metric to maximise; keep the best epoch's weights (a copy of the state dict).
 
@@ -293,13 +349,16 @@ class EarlyStopping:
 class NeuralRecommender(Recommender):
     """Base of the PyTorch models: training loop, validation, scoring, persistence.
 
-    Subclasses define ``__init__`` (their hyperparameters, passing the shared ones to
-    :meth:`_init_common`), ``_build(n_items)`` (the ``torch.nn.Module``), ``_prepare(x)`` (the
+    Subclasses define ``__init__`` (their own keyword-only hyperparameters and ``**shared``,
+    passing both to :meth:`_set_params`), ``defaults`` (the shared hyperparameters whose
+    default differs for the family), ``_build(n_items)`` (the ``torch.nn.Module``),
+    ``_prepare(x)`` (the
     CSR matrix the network sees, e.g. binarised), ``_loss(net, batch, step)`` (a scalar loss
     tensor for a :class:`SparseBatch` of rows, plus scalars to log) and ``_forward(net, batch)``
     (the dense scores of a :class:`SparseBatch` in eval mode).
 
-    Shared hyperparameters:
+    Shared hyperparameters (defaults in :data:`SHARED_DEFAULTS`, unless the family's
+    ``defaults`` says otherwise):
         epochs: the most training epochs (``--nn-epochs``).
         batch_size: users per mini-batch (``--nn-batch``).
         lr: Adam's learning rate.
@@ -324,32 +383,35 @@ class NeuralRecommender(Recommender):
     #: :func:`deepcart.training.fit_model` passes the split's validation users to ``fit``.
     uses_validation: ClassVar[bool] = True
 
-    def _init_common(
-        self,
-        *,
-        epochs: int,
-        batch_size: int,
-        lr: float,
-        weight_decay: float,
-        patience: int,
-        val_k: int,
-        seed: int,
-        device: str,
-        log_dir: str | None,
-        progress: bool,
-        threads: int | None,
-    ) -> None:
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.patience = patience
-        self.val_k = val_k
-        self.seed = seed
-        self.device = device
-        self.log_dir = log_dir
-        self.progress = progress
-        self.threads = threads
+    #: The family's defaults of shared hyperparameters (the rest: :data:`SHARED_DEFAULTS`).
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def _set_params(self, own: dict[str, Any], shared: dict[str, Any]) -> None:
+        """Store the family's own hyperparameters (its ``__init__``'s ``locals()``) and the
+        shared ones (its ``**shared``: given, else the family's or the common default) as
+        attributes; an unknown name is a TypeError, as for any keyword argument."""
+        unknown = sorted(set(shared) - set(SHARED_DEFAULTS))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument(s) {', '.join(unknown)}"
+            )
+        for name in self._own_param_names():
+            setattr(self, name, own[name])
+        for name, default in {**SHARED_DEFAULTS, **self.defaults}.items():
+            setattr(self, name, shared.get(name, default))
+
+    @classmethod
+    def _own_param_names(cls) -> list[str]:
+        params = inspect.signature(cls.__init__).parameters.values()
+        return [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The family's own hyperparameters, then the shared ones."""
+        return cls._own_param_names() + list(SHARED_DEFAULTS)
+
+    def get_params(self) -> dict[str, Any]:
+        return {n: getattr(self, n) for n in self.param_names()}
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -372,7 +434,9 @@ class NeuralRecommender(Recommender):
 
     # ---------------------------------------------------------------- validation
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
+        """The shared hyperparameters, then the family's (:meth:`_check_model_params`); needs
+        no torch."""
         check_number("epochs", self.epochs, minimum=1, integer=True)
         check_number("batch_size", self.batch_size, minimum=1, integer=True)
         check_number("lr", self.lr, minimum=0, strict=True)
@@ -381,7 +445,9 @@ class NeuralRecommender(Recommender):
         check_number("val_k", self.val_k, minimum=1, integer=True)
         check_number("seed", self.seed, minimum=0, integer=True)
         check_number("threads", self.threads, minimum=1, integer=True, allow_none=True)
-        if not isinstance(self.device, str):
+        if not isinstance(self.device, str) or not re.fullmatch(
+            r"auto|cpu|cuda(:\d+)?", self.device
+        ):
             raise InputError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         if self.log_dir is not None and not isinstance(self.log_dir, str):
             raise InputError(f"log_dir: expected a directory name or null, got {self.log_dir!r}")
@@ -389,9 +455,19 @@ class NeuralRecommender(Recommender):
             raise InputError(f"progress: expected true or false, got {self.progress!r}")
         self._check_model_params()
 
+    def _monitor(self) -> tuple[str, bool]:
+        """The history key early stopping watches, and whether higher is better."""
+        return f"val_ndcg@{self.val_k}", True
+
+    def _val_metrics(
+        self, net: torch.nn.Module, device: torch.device, val: Validation
+    ) -> dict[str, float]:
+        """Validation metrics after an epoch (the monitored one among them)."""
+        return {f"val_ndcg@{self.val_k}": self._val_ndcg(net, device, val.inputs, val.check)}
+
     def _validation(
-        self, val_inputs: Any, val_check: Any, n_items: int
-    ) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+        self, val_inputs: Any, val_check: Any, n_items: int, val_ratings: Any = None
+    ) -> Validation | None:
         if val_inputs is None and val_check is None:
             return None
         if val_inputs is None or val_check is None:
@@ -405,7 +481,12 @@ class NeuralRecommender(Recommender):
                 "%s: no validation interactions; training for %d epochs", self.name, self.epochs
             )
             return None
-        return vi, vc
+        vr = None if val_ratings is None else as_csr(val_ratings, "val_ratings", n_items=n_items)
+        if vr is not None and vr.shape[0] != vi.shape[0]:
+            raise InputError(
+                f"val_ratings: has {vr.shape[0]} rows but val_inputs has {vi.shape[0]}"
+            )
+        return Validation(vi, vc, vr)
 
     # ---------------------------------------------------------------- training
 
@@ -415,18 +496,19 @@ class NeuralRecommender(Recommender):
         *,
         val_inputs: Any = None,
         val_check: Any = None,
+        val_ratings: Any = None,
         **side: Any,
     ) -> None:
         require_torch(self.name)
-        self._check_params()
         with num_threads(self.threads):
-            self._train(x, val_inputs, val_check)
+            self._train(x, val_inputs, val_check, val_ratings)
 
-    def _train(self, x: sp.csr_matrix, val_inputs: Any, val_check: Any) -> None:
+    def _train(self, x: sp.csr_matrix, val_inputs: Any, val_check: Any, val_ratings: Any) -> None:
         import torch
 
         n_users, n_items = x.shape
-        val = self._validation(val_inputs, val_check, n_items)
+        val = self._validation(val_inputs, val_check, n_items, val_ratings)
+        monitor, higher = self._monitor()
         device = pick_device(self.device)
         data = self._prepare(x)
         self.item_counts_ = np.bincount(data.indices, minlength=n_items).astype(np.float32)
@@ -437,8 +519,6 @@ class NeuralRecommender(Recommender):
         self._net64 = None
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        from tqdm.auto import tqdm
-
         with seeded(int(self.seed), device):
             net = self._build(n_items).to(device)
             optimizer = make_adam(torch, net, float(self.lr), float(self.weight_decay))
@@ -450,12 +530,8 @@ class NeuralRecommender(Recommender):
             stopper = EarlyStopping(int(self.patience))
             self.history_: list[dict[str, float]] = []
             step = 0
-            bar = tqdm(
-                range(int(self.epochs)),
-                desc=f"{self.name}",
-                unit="epoch",
-                disable=None if self.progress else True,
-                leave=False,
+            bar = progress_bar(
+                range(int(self.epochs)), desc=self.name, unit="epoch", show=bool(self.progress)
             )
             try:
                 for epoch in bar:
@@ -476,7 +552,7 @@ class NeuralRecommender(Recommender):
                     record = {"epoch": epoch + 1, "loss": total / len(order)}
                     record.update({k: v / len(order) for k, v in extras.items()})
                     if val is not None:
-                        record[f"val_ndcg@{self.val_k}"] = self._val_ndcg(net, device, *val)
+                        record.update(self._val_metrics(net, device, val))
                     self.history_.append(record)
                     if writer is not None:
                         for k, v in record.items():
@@ -486,9 +562,13 @@ class NeuralRecommender(Recommender):
                                     v,
                                     epoch + 1,
                                 )
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k != "epoch"})
+                    # Shown at the bar's next refresh (refresh=True would show it before the
+                    # bar's delay: a short fit would print a bar).
+                    bar.set_postfix(
+                        {k: f"{v:.4g}" for k, v in record.items() if k != "epoch"}, refresh=False
+                    )
                     if val is not None and stopper.update(
-                        record[f"val_ndcg@{self.val_k}"], epoch + 1, net
+                        record[monitor] if higher else -record[monitor], epoch + 1, net
                     ):
                         break
             finally:
@@ -510,36 +590,44 @@ class NeuralRecommender(Recommender):
             self.name,
             self.epochs_run_,
             self.best_epoch_,
-            f" (val NDCG@{self.val_k} {stopper.best:.4f})" if val is not None else "",
+            f" ({monitor} {stopper.best if higher else -stopper.best:.4f})" if val else "",
         )
         log.info("%s", self.memory_report_)
+
+    def _blocks(
+        self,
+        net: torch.nn.Module,
+        device: torch.device,
+        x: sp.csr_matrix,
+        rows: int,
+        dtype: Any = None,
+    ) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(start, stop, scores)`` for ``rows`` rows of ``x`` at a time: the network's output
+        (eval mode, no gradients) for the prepared rows, as a numpy array."""
+        import torch
+
+        net.eval()
+        prepared = self._prepare(x)
+        for start in range(0, x.shape[0], rows):
+            stop = min(start + rows, x.shape[0])
+            with torch.no_grad():
+                out = self._forward(net, SparseBatch(prepared[start:stop], device, dtype))
+            yield start, stop, out.cpu().numpy()
 
     def _val_ndcg(
         self, net: torch.nn.Module, device: torch.device, inputs: sp.csr_matrix, check: Any
     ) -> float:
         """Mean NDCG@val_k of the validation users (fold-in of their inputs, seen excluded)."""
-        import torch
-
-        net.eval()
         k = min(int(self.val_k), self.n_items_)
-        prepared = self._prepare(inputs)
         out = []
-        with torch.no_grad():
-            for start in range(0, inputs.shape[0], self.block_rows()):
-                stop = min(start + self.block_rows(), inputs.shape[0])
-                scores = (
-                    self._forward(net, SparseBatch(prepared[start:stop], device))
-                    .float()
-                    .cpu()
-                    .numpy()
-                )
-                seen = inputs[start:stop]
-                scores[
-                    np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr)), seen.indices
-                ] = -np.inf
-                idx, _ = M.top_k(scores, k)
-                truth = check[start:stop]
-                out.append(M.ndcg_at_k(M.hit_matrix(idx, truth), M.count_relevant(truth)))
+        for start, stop, scores in self._blocks(net, device, inputs, self.block_rows()):
+            seen = inputs[start:stop]
+            scores[
+                np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr)), seen.indices
+            ] = -np.inf
+            idx, _ = M.top_k(scores, k)
+            truth = check[start:stop]
+            out.append(M.ndcg_at_k(M.hit_matrix(idx, truth), M.count_relevant(truth)))
         values = np.concatenate(out)
         return float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
 
@@ -626,7 +714,6 @@ class NeuralRecommender(Recommender):
             raise InputError(f"{f}: missing (the network's weights)") from None
         except (RuntimeError, OSError, ValueError) as exc:
             raise InputError(f"{f}: cannot read the network's weights ({exc})") from None
-        self._check_params()
         net = self._build(self.n_items_)
         try:
             net.load_state_dict(state)
@@ -636,10 +723,38 @@ class NeuralRecommender(Recommender):
         self._net64 = None
 
 
-def init_linear(torch: Any, layer: Any) -> None:
-    """Xavier-normal weights and N(0, 0.001^2) biases, as Liang et al. (2018) initialise."""
-    torch.nn.init.xavier_normal_(layer.weight)
-    torch.nn.init.normal_(layer.bias, std=0.001)
+class MultinomialRecommender(NeuralRecommender):
+    """Base of ``dae`` and ``vae``: implicit feedback (the input rows binarised unless
+    ``use_rating_values``) and a multinomial likelihood over items (:func:`multinomial_nll`);
+    the subclass gives the network, ``_logits(net, batch, train)`` and the loss around the
+    likelihood. Scores are the logits of a row's uncorrupted input."""
+
+    feedback = "implicit"
+
+    def _check_use_rating_values(self) -> None:
+        if not isinstance(self.use_rating_values, bool):
+            raise InputError(
+                f"use_rating_values: expected true or false, got {self.use_rating_values!r}"
+            )
+
+    def _prepare(self, x: sp.csr_matrix) -> sp.csr_matrix:
+        return binarize(x, bool(self.use_rating_values))
+
+    def _logits(self, net: torch.nn.Module, batch: SparseBatch, train: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _forward(self, net: torch.nn.Module, batch: SparseBatch) -> torch.Tensor:
+        return self._logits(net, batch, train=False)
+
+
+def init_linear(torch: Any, net: torch.nn.Module) -> torch.nn.Module:
+    """Every ``Linear`` layer of ``net``: Xavier-normal weights and N(0, 0.001^2) biases, as
+    Liang et al. (2018) initialise; returns ``net``."""
+    for layer in net.modules():
+        if isinstance(layer, torch.nn.Linear):
+            torch.nn.init.xavier_normal_(layer.weight)
+            torch.nn.init.normal_(layer.bias, std=0.001)
+    return net
 
 
 def check_dropout(name: str, value: Any) -> None:

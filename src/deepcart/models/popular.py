@@ -16,6 +16,9 @@ class PopularModel(Recommender):
     def __init__(self) -> None:
         pass
 
+    def check_params(self) -> None:
+        """No hyperparameters: nothing to check."""
+
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
         self.item_counts_ = np.bincount(x.indices, minlength=x.shape[1]).astype(np.float32)
 

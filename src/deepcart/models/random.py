@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepcart.models.base import Recommender
+from deepcart.models.naive import check_number
 
 
 class RandomModel(Recommender):
@@ -18,6 +19,9 @@ class RandomModel(Recommender):
 
     def __init__(self, *, seed: int = 0) -> None:
         self.seed = seed
+
+    def check_params(self) -> None:
+        check_number("seed", self.seed, minimum=0, integer=True)
 
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
         pass

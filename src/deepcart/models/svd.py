@@ -38,6 +38,7 @@ import scipy.sparse as sp
 
 from deepcart.models.base import Recommender
 from deepcart.models.naive import check_number, check_pairs, clip_ratings, rating_stats
+from deepcart.progress import progress_bar
 
 #: Float64 entries per chunk in :func:`ridge_rows` (ratings x k, and rows x k²): ~16 MB each.
 _BLOCK = 1 << 21
@@ -118,7 +119,7 @@ class SVDModel(Recommender):
         self.iterations = iterations
         self.seed = seed
 
-    def _check_params(self) -> None:
+    def check_params(self) -> None:
         check_number("factors", self.factors, minimum=1, integer=True)
         check_number("reg", self.reg, minimum=0, strict=True)
         check_number("item_bias_reg", self.item_bias_reg, minimum=0, strict=True)
@@ -137,7 +138,6 @@ class SVDModel(Recommender):
         return ridge_rows(x, y, t, np.diag(reg))
 
     def _fit(self, x: sp.csr_matrix, **side: object) -> None:
-        self._check_params()
         mu, _, _ = rating_stats(x)
         f = int(self.factors)
         rng = np.random.default_rng(int(self.seed))
@@ -145,7 +145,7 @@ class SVDModel(Recommender):
         self.item_factors_ = rng.normal(0.0, 0.1, size=(x.shape[1], f))
         self.item_bias_ = np.zeros(x.shape[1])
         xt = x.T.tocsr()
-        for _ in range(int(self.iterations)):
+        for _ in progress_bar(range(int(self.iterations)), desc=self.name, unit="iteration"):
             users = self._users(x)
             items = self._step(xt, users[:, :f], users[:, f], self.item_bias_reg)
             self.item_factors_, self.item_bias_ = items[:, :f], items[:, f]

@@ -39,11 +39,13 @@ class WeightedRatingModel(Recommender):
         self.m = m
         self.quantile = quantile
 
-    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
+    def check_params(self) -> None:
         check_number("m", self.m, minimum=0, allow_none=True)
         check_number("quantile", self.quantile, minimum=0)
         if self.quantile > 1:
             raise InputError(f"quantile: expected a number in [0, 1], got {self.quantile!r}")
+
+    def _fit(self, x: sp.csr_matrix, **side: object) -> None:
         c, v, sums = rating_stats(x)
         if self.m is None:
             m = float(np.quantile(v[v > 0], self.quantile))

@@ -3,9 +3,10 @@
 Routers, one per resource: health, users (``/random_users``, ``/check_users``,
 ``/users/{id}/reviews``), recommendations (``/recommendations``,
 ``/users/{id}/recommendations``), items (``/items/{parent_asin}``) and admin (``/reload_data``,
-``/reload_model``). Their dependencies (:func:`get_state`, :func:`get_store`,
-:func:`get_writer`, :func:`get_settings`, :func:`require_admin`) are declared once here and
-injected, so tests can override them.
+``/reload_model``), plus the web demo's page at ``/`` (:mod:`deepcart.serve.ui`). Their
+dependencies (:func:`get_state`, :func:`get_store`, :func:`get_writer`, :func:`get_batcher`,
+:func:`get_settings`, :func:`require_admin`) are declared once here and injected, so tests can
+override them.
 
 The state (dataset, models, lookups) is loaded once, in the app's lifespan, and swapped whole
 by the reload endpoints (:mod:`deepcart.serve.state`). Every error is JSON: 422 with a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import re
@@ -55,13 +57,16 @@ from deepcart.serve.schemas import (
     ValidationErrorOut,
 )
 from deepcart.serve.state import (
+    FoldInBatcher,
     ModeUnavailable,
     ReloadRefused,
     ServingState,
     StateHolder,
+    freeze_heap,
     load_state,
 )
 from deepcart.serve.store import GroupCommitter, ReviewStore, StoredReview, StoreError, now_ms
+from deepcart.serve.ui import mount_ui
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,10 @@ async def get_writer(request: Request) -> GroupCommitter:
     return request.app.state.writer
 
 
+async def get_batcher(request: Request) -> FoldInBatcher:
+    return request.app.state.batcher
+
+
 _bearer = HTTPBearer(auto_error=False, description="the server's DEEPCART_ADMIN_TOKEN")
 
 
@@ -131,6 +140,7 @@ async def require_admin(
 
 StateDep = Annotated[ServingState, Depends(get_state)]
 StoreDep = Annotated[ReviewStore, Depends(get_store)]
+BatcherDep = Annotated[FoldInBatcher, Depends(get_batcher)]
 UserPath = Annotated[str, Path(pattern=USER_ID_PATTERN, description="a user id")]
 KQuery = Annotated[int, Query(ge=1, le=MAX_K, description=f"recommendations (1 to {MAX_K})")]
 ModeQuery = Annotated[
@@ -237,7 +247,7 @@ async def post_review(
     review: ReviewIn,
     state: StateDep,
     writer: Annotated[GroupCommitter, Depends(get_writer)],
-) -> dict[str, Any]:
+) -> Response:
     """Store a review (a second one of the same item replaces the first); the user's
     recommendations take it into account at once. Answered once it is committed to disk."""
     if state.item(review.parent_asin) is None:
@@ -253,7 +263,7 @@ async def post_review(
         timestamp=now_ms(),
     )
     await asyncio.wrap_future(writer.submit(stored))
-    return stored.as_dict()
+    return JSONBytes(stored.as_dict(), status_code=status.HTTP_201_CREATED)
 
 
 @users.get("/users/{user_id}/reviews", response_model=UserReviews)
@@ -281,6 +291,7 @@ async def get_recommendations(
     users: UsersQuery,
     state: StateDep,
     store: StoreDep,
+    batcher: BatcherDep,
     k: KQuery = 10,
     mode: ModeQuery = "best",
 ) -> Response:
@@ -288,7 +299,13 @@ async def get_recommendations(
     cold-start list (every item flagged ``fallback``)."""
     ids = parse_users(users)
     stored = await _stored_ratings(store, ids)
-    out = {u: orjson.Fragment(state.recommend(u, stored.get(u, ()), k, mode).json) for u in ids}
+    # Every list is asked for before the first wait: this request's fold-ins go in one batch.
+    lists = [batcher.submit(state, u, stored.get(u, ()), k, mode) for u in ids]
+    out = {}
+    for u, recs in zip(ids, lists, strict=True):
+        if isinstance(recs, asyncio.Future):
+            recs = await recs
+        out[u] = orjson.Fragment(recs.json)
     return JSONBytes(out)
 
 
@@ -299,12 +316,15 @@ async def get_user_recommendations(
     user_id: UserPath,
     state: StateDep,
     store: StoreDep,
+    batcher: BatcherDep,
     k: KQuery = 10,
     mode: ModeQuery = "best",
 ) -> Response:
     """One user's list, with whether it is the cold-start fallback."""
     stored = await _stored_ratings(store, [user_id])
-    recs = state.recommend(user_id, stored.get(user_id, ()), k, mode)
+    recs = batcher.submit(state, user_id, stored.get(user_id, ()), k, mode)
+    if isinstance(recs, asyncio.Future):
+        recs = await recs
     return JSONBytes(
         {
             "user_id": user_id,
@@ -491,11 +511,15 @@ def create_app(
             app.state.holder = holder = StateHolder(settings, current, db)
             app.state.store = db
             app.state.writer = writer
+            app.state.batcher = FoldInBatcher()
             follower = asyncio.create_task(_follow_reloads(holder))
+            gc.collect()  # the loading's garbage, before the rest is frozen
+            freeze_heap()
             try:
                 yield
             finally:
                 follower.cancel()
+                gc.unfreeze()
                 writer.close()
                 if own_store:
                     db.close()
@@ -515,6 +539,7 @@ def create_app(
     )
     for router in (health, users, recommendations, items, admin):
         app.include_router(router)
+    mount_ui(app)  # the web demo at /, on the same endpoints (deepcart deploy)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ModeUnavailable, _error(status.HTTP_409_CONFLICT))

@@ -94,6 +94,8 @@ class ItemDetail(BaseModel):
     average_rating: float | None
     rating_number: int | None
     categories: list[str]
+    features: list[str] = Field(description="the product's bullet points")
+    description: list[str] = Field(description="the product description, one entry a paragraph")
     image: str | None
     ratings: int = Field(description="ratings of the item in the training data")
     worst_review: WorstReview | None

@@ -17,6 +17,17 @@ Writes from the service go through a :class:`GroupCommitter`: one writer thread 
 whatever has queued up in one transaction (one fsync for many reviews), so concurrent writers
 neither wait on SQLite's busy handler nor pay one sync each.
 
+With SQLite the two statements on the service's hot path (a user's ratings, the batch upsert)
+run on a connection of the calling thread's own (the same URL, connect arguments and pragmas,
+taken from the engine once and kept), not through SQLAlchemy's per-call machinery: a read is
+12 microseconds of CPU instead of 55, and a batch is one multi-row ``INSERT ... ON CONFLICT``
+(one statement step, so the writer thread gives up and waits for the GIL two or three times per
+batch instead of once per review). They are still parameterized; every other statement and
+every other database goes through SQLAlchemy. Writers of several processes (``--workers N``)
+take turns on an ``flock`` of ``<db>-writer.lock`` around each transaction: the next one wakes
+the moment the last one commits, where SQLite's busy handler would poll with sleeps of 1, 2, 5,
+10 ... ms (the round trip's tail with two workers).
+
 :func:`export_reviews` writes the stored reviews as canonical reviews Parquet, which
 ``deepcart build --extra-reviews`` takes: the loop from served recommendations back to training
 data closes.
@@ -24,11 +35,15 @@ data closes.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import queue
+import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +85,22 @@ meta_table = sa.Table(
 GENERATION_KEYS = ("data", "model")
 
 _EXPORT_BATCH = 50_000
+
+_COLUMNS = ("user_id", "parent_asin", "rating", "title", "text", "timestamp")
+#: Rows per multi-row upsert statement (6 parameters each, under SQLite's oldest limit of 999).
+_UPSERT_ROWS = 128
+_SQLITE_UPSERT = (
+    f"INSERT INTO reviews ({', '.join(_COLUMNS)}) VALUES {{values}} "
+    "ON CONFLICT (user_id, parent_asin) DO UPDATE SET rating = excluded.rating, "
+    "title = excluded.title, text = excluded.text, timestamp = excluded.timestamp"
+)
+_SQLITE_ONE_USER = (
+    "SELECT user_id, parent_asin, rating FROM reviews WHERE user_id = ? ORDER BY parent_asin"
+)
+_SQLITE_USERS = (
+    "SELECT user_id, parent_asin, rating FROM reviews WHERE user_id IN ({marks}) "
+    "ORDER BY user_id, parent_asin"
+)
 
 
 class StoreError(DeepCartError):
@@ -139,6 +170,13 @@ class ReviewStore:
         if self.is_sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._upsert = self._upsert_statement()
+        #: SQLite: each thread's own DBAPI connection (see the module docstring), all of them.
+        self._local = threading.local()
+        self._raw: list[sqlite3.Connection] = []
+        self._raw_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._lock_fd: int | None = None
+        self._lock_path = Path(f"{parsed.database}-writer.lock") if self.is_sqlite else None
         self._by_users = (
             sa.select(reviews_table.c.user_id, reviews_table.c.parent_asin, reviews_table.c.rating)
             .where(reviews_table.c.user_id.in_(sa.bindparam("users", expanding=True)))
@@ -180,13 +218,30 @@ class ReviewStore:
             )
         return None  # other databases: delete + insert in one transaction
 
+    def _sqlite(self) -> sqlite3.Connection:
+        """This thread's own sqlite3 connection (SQLite only): a pool connection, detached."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            fairy.detach()  # kept by this thread, never handed back to the pool
+            self._local.conn = conn
+            with self._raw_lock:
+                self._raw.append(conn)
+        return conn
+
     # ---------------------------------------------------------------- writes
 
     def put_many(self, reviews: Sequence[StoredReview]) -> None:
-        """Insert or replace ``reviews`` in one committed transaction."""
+        """Insert or replace ``reviews`` in one committed transaction (of several reviews of the
+        same user and item, the last one wins)."""
         if not reviews:
             return
-        rows = [r.as_dict() for r in reviews]
+        latest = {(r.user_id, r.parent_asin): r for r in reviews}
+        if self.is_sqlite:
+            self._put_sqlite(list(latest.values()))
+            return
+        rows = [r.as_dict() for r in latest.values()]
         try:
             with self.engine.begin() as conn:
                 if self._upsert is not None:
@@ -204,6 +259,53 @@ class ReviewStore:
         except SQLAlchemyError as exc:
             raise StoreError(f"could not store the review: {_short(exc)}") from None
 
+    def defer_checkpoints(self) -> None:
+        """SQLite: this thread's commits no longer checkpoint (:meth:`checkpoint` does)."""
+        self._sqlite().execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the committed pages of the WAL into the database file (PASSIVE: it
+        neither waits for nor blocks a writer or a reader)."""
+        self._sqlite().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """SQLite: the one writer among this machine's processes (module docstring)."""
+        assert self._lock_path is not None
+        with self._write_lock:
+            if self._lock_fd is None:
+                try:
+                    self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError as exc:
+                    raise StoreError(f"cannot open {self._lock_path}: {exc.strerror}") from None
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _put_sqlite(self, reviews: list[StoredReview]) -> None:
+        conn = self._sqlite()
+        statements = []
+        for b in range(0, len(reviews), _UPSERT_ROWS):
+            part = reviews[b : b + _UPSERT_ROWS]
+            sql = _SQLITE_UPSERT.format(values=", ".join(["(?, ?, ?, ?, ?, ?)"] * len(part)))
+            params = [
+                v
+                for r in part
+                for v in (r.user_id, r.parent_asin, r.rating, r.title, r.text, r.timestamp)
+            ]
+            statements.append((sql, params))
+        try:
+            with self._exclusive():
+                for sql, params in statements:
+                    conn.execute(sql, params)  # the driver opens the transaction
+                conn.commit()
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.rollback()
+            raise StoreError(f"could not store the review: {_short(exc)}") from None
+
     def put(self, review: StoredReview) -> StoredReview:
         self.put_many([review])
         return review
@@ -215,6 +317,18 @@ class ReviewStore:
         users = list(dict.fromkeys(users))
         out: dict[str, list[tuple[str, float]]] = {}
         if not users:
+            return out
+        if self.is_sqlite:
+            try:
+                if len(users) == 1:
+                    rows = self._sqlite().execute(_SQLITE_ONE_USER, users)
+                else:
+                    marks = ", ".join(["?"] * len(users))
+                    rows = self._sqlite().execute(_SQLITE_USERS.format(marks=marks), users)
+                for user, asin, rating in rows:
+                    out.setdefault(user, []).append((asin, float(rating)))
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not read reviews: {_short(exc)}") from None
             return out
         try:
             with self.engine.connect() as conn:
@@ -283,6 +397,15 @@ class ReviewStore:
         return n
 
     def close(self) -> None:
+        with self._raw_lock:
+            raw, self._raw = self._raw, []
+        for conn in raw:
+            with contextlib.suppress(Exception):
+                conn.close()
+        with self._write_lock:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
         self.engine.dispose()
 
 
@@ -341,17 +464,39 @@ class GroupCommitter:
 
     The thread takes everything queued (up to ``max_batch``) and commits it in one transaction,
     so N concurrent writers cost one transaction and one WAL sync, not N.
+
+    With SQLite, the writer's commits do not checkpoint (copy the WAL's pages into the database
+    file, with its own syncs, every 1,000 pages: 10 to 100 ms during which every review waited);
+    a second thread does, every ``checkpoint_seconds``, with a PASSIVE checkpoint that neither
+    waits for nor blocks the writer. Durability is the WAL's: a commit is synced before it is
+    acknowledged either way.
     """
 
-    def __init__(self, store: ReviewStore, max_batch: int = 256) -> None:
+    def __init__(
+        self, store: ReviewStore, max_batch: int = 256, checkpoint_seconds: float = 1.0
+    ) -> None:
         self.store = store
         self.max_batch = max_batch
+        self.checkpoint_seconds = checkpoint_seconds
         self._queue: queue.Queue[tuple[StoredReview, Future[StoredReview]] | None] = queue.Queue()
         self._thread = threading.Thread(
             target=self._run, name="deepcart-review-writer", daemon=True
         )
         self._closed = False
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if store.is_sqlite:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoints, name="deepcart-review-checkpoints", daemon=True
+            )
         self._thread.start()
+
+    def _checkpoints(self) -> None:
+        while not self._stop.wait(self.checkpoint_seconds):
+            try:
+                self.store.checkpoint()
+            except Exception:  # the next one retries; the writer's commits are unaffected
+                log.exception("checkpointing the review database failed")
 
     def submit(self, review: StoredReview) -> Future[StoredReview]:
         fut: Future[StoredReview] = Future()
@@ -362,6 +507,12 @@ class GroupCommitter:
         return fut
 
     def _run(self) -> None:
+        if self._checkpointer is not None:
+            try:
+                self.store.defer_checkpoints()
+                self._checkpointer.start()
+            except Exception:  # then the writer's commits keep checkpointing themselves
+                log.exception("could not hand checkpoints to a thread of their own")
         while True:
             first = self._queue.get()
             if first is None:
@@ -401,3 +552,6 @@ class GroupCommitter:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
+        self._stop.set()
+        if self._checkpointer is not None and self._checkpointer.is_alive():
+            self._checkpointer.join(timeout)

@@ -1,0 +1,385 @@
+// The DeepCart web demo: a gallery from GET /users/{id}/recommendations, details from
+// GET /items/{asin}, ratings stored with POST /users/{id}/reviews. Each browser is an anonymous
+// visitor whose id lives in localStorage, so the ratings (kept by the server) survive reloads.
+// Everything is built with textContent: product and review text never becomes markup.
+
+const PLACEHOLDER = "/ui/placeholder.svg";
+const WORST_TAGLINE =
+  "You've seen the best products Amazon has to offer, but have you seen the worst?";
+const BEST_TAGLINE = "Products picked for you from Amazon reviews.";
+const KEY = { visitor: "deepcart.visitor", k: "deepcart.k", mode: "deepcart.mode" };
+
+const $ = (id) => document.getElementById(id);
+
+// localStorage may be off (private modes, policies): the page then works for one visit.
+const memory = new Map();
+const saved = {
+  get(key) {
+    try {
+      return window.localStorage.getItem(key);
+    } catch {
+      return memory.get(key) ?? null;
+    }
+  },
+  set(key, value) {
+    try {
+      window.localStorage.setItem(key, value);
+    } catch {
+      memory.set(key, value);
+    }
+  },
+};
+
+function newVisitorId() {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const state = {
+  visitor: null,
+  k: 10,
+  mode: "best",
+  modes: ["best"],
+  ratings: new Map(), // parent_asin -> stars, in the order the server returned them
+  items: new Map(), // parent_asin -> GET /items answer
+  selected: null,
+  gallery: [],
+  loads: 0, // the latest gallery request; older answers are dropped
+};
+
+// ------------------------------------------------------------------------------ requests
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {
+    ...options,
+    headers: { Accept: "application/json", ...(options.headers || {}) },
+  });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    body = null;
+  }
+  if (!response.ok) {
+    const why = body && (body.message || body.detail);
+    throw new Error(`${path.split("?")[0]}: ${response.status} ${why || response.statusText}`);
+  }
+  return body;
+}
+
+function showStatus(text, isError = false) {
+  const el = $("status");
+  el.textContent = text;
+  el.classList.toggle("error", isError);
+}
+
+async function item(asin) {
+  if (!state.items.has(asin)) {
+    state.items.set(asin, await api(`/items/${encodeURIComponent(asin)}`));
+  }
+  return state.items.get(asin);
+}
+
+// ------------------------------------------------------------------------------ rendering
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+/** An <img> of a product: its URL when it loads, the local placeholder otherwise. */
+function setImage(img, url) {
+  img.referrerPolicy = "no-referrer";
+  img.decoding = "async";
+  const fallback = () => {
+    img.dataset.fallback = "true";
+    img.src = PLACEHOLDER;
+  };
+  img.onerror = () => {
+    if (img.dataset.fallback !== "true") fallback();
+  };
+  if (url && /^https:\/\//.test(url)) {
+    img.dataset.fallback = "false";
+    img.dataset.src = url;
+    img.src = url;
+  } else {
+    fallback();
+  }
+}
+
+function price(value) {
+  return value === null || value === undefined ? "price unknown" : `$${value.toFixed(2)}`;
+}
+
+function starsText(value) {
+  const full = Math.round(value);
+  return "★".repeat(full) + "☆".repeat(5 - full);
+}
+
+function averageText(avg, count) {
+  if (avg === null || avg === undefined) return "no average rating";
+  const n = count ? ` from ${count.toLocaleString("en-US")} ratings` : "";
+  return `${starsText(avg)} ${avg.toFixed(1)}${n}`;
+}
+
+function renderGallery(recs) {
+  const list = $("gallery");
+  list.replaceChildren();
+  for (const it of recs.items) {
+    const li = el("li", "card");
+    const button = el("button", "card-button");
+    button.type = "button";
+    button.dataset.asin = it.parent_asin;
+    button.setAttribute("aria-pressed", String(it.parent_asin === state.selected));
+    const img = el("img", "card-image");
+    img.alt = "";
+    img.width = 160;
+    img.height = 160;
+    setImage(img, it.image);
+    button.append(
+      img,
+      el("span", "card-title", it.title || it.parent_asin),
+      el("span", "card-price", price(it.price)),
+      el("span", "card-rating", averageText(it.average_rating)),
+    );
+    const mine = state.ratings.get(it.parent_asin);
+    if (mine !== undefined) button.append(el("span", "card-mine", `you: ${starsText(mine)}`));
+    if (it.worst_review) button.append(el("span", "card-worst", "has a scathing review"));
+    button.addEventListener("click", () => select(it.parent_asin));
+    li.append(button);
+    list.append(li);
+  }
+  const n = state.ratings.size;
+  const worst = state.mode === "worst";
+  let title;
+  let note;
+  if (recs.fallback) {
+    title = worst ? "The worst products with real engagement" : "Popular and well rated";
+    note = "You are new here, so this is the list for everybody. Rate a product to make it yours.";
+  } else {
+    title = worst ? "What you would hate most" : "Picked for you";
+    note = `From your ${n} rating${n === 1 ? "" : "s"}${
+      recs.known ? " and your history" : ""
+    }: the gallery re-ranks each time you rate.`;
+  }
+  $("gallery-title").textContent = `${title} (top ${recs.items.length})`;
+  $("gallery-note").textContent = note;
+  list.dataset.fallback = String(recs.fallback);
+  list.dataset.mode = state.mode;
+  list.dataset.state = "ready";
+}
+
+async function loadGallery() {
+  const ticket = ++state.loads;
+  $("gallery").dataset.state = "loading";
+  const q = new URLSearchParams({ k: String(state.k), mode: state.mode });
+  const recs = await api(`/users/${encodeURIComponent(state.visitor)}/recommendations?${q}`);
+  if (ticket !== state.loads) return; // a newer request is on its way
+  state.gallery = recs.items;
+  renderGallery(recs);
+}
+
+function renderStars(asin) {
+  const box = $("stars");
+  box.replaceChildren();
+  const mine = state.ratings.get(asin);
+  for (let s = 1; s <= 5; s += 1) {
+    const b = el("button", "star", "★");
+    b.type = "button";
+    b.dataset.stars = String(s);
+    b.setAttribute("aria-label", `${s} star${s === 1 ? "" : "s"}`);
+    b.setAttribute("aria-pressed", String(mine !== undefined && s <= mine));
+    b.addEventListener("click", () => rate(asin, s));
+    box.append(b);
+  }
+  $("your-rating").textContent = mine === undefined ? "" : `your rating: ${mine} of 5`;
+}
+
+function renderDetails(detail) {
+  const worst = state.mode === "worst";
+  $("details").hidden = false;
+  $("details").dataset.asin = detail.parent_asin;
+  setImage($("details-image"), detail.image);
+  $("details-title").textContent = detail.title || detail.parent_asin;
+  const meta = [detail.store, detail.main_category, detail.parent_asin].filter(Boolean);
+  $("details-meta").textContent = meta.join(" · ");
+  $("details-price").textContent = price(detail.price);
+  $("details-rating").textContent =
+    `${averageText(detail.average_rating, detail.rating_number)} ` +
+    `(${detail.ratings.toLocaleString("en-US")} in the training data)`;
+  renderStars(detail.parent_asin);
+
+  const features = $("features");
+  features.replaceChildren(...detail.features.map((f) => el("li", null, f)));
+  $("features-section").hidden = detail.features.length === 0;
+  const description = $("description");
+  description.replaceChildren(...detail.description.map((p) => el("p", null, p)));
+  $("description-section").hidden = detail.description.length === 0;
+
+  const review = detail.worst_review;
+  $("worst-review").hidden = !(worst && review);
+  if (review) {
+    $("worst-title").textContent = review.title || "(untitled)";
+    $("worst-excerpt").textContent = review.excerpt;
+    const votes = review.helpful_vote;
+    $("worst-meta").textContent =
+      `${starsText(review.rating)} · ${votes} ${votes === 1 ? "person" : "people"} found it helpful`;
+  }
+}
+
+async function select(asin) {
+  state.selected = asin;
+  for (const b of document.querySelectorAll(".card-button")) {
+    b.setAttribute("aria-pressed", String(b.dataset.asin === asin));
+  }
+  try {
+    const detail = await item(asin);
+    if (state.selected === asin) renderDetails(detail);
+  } catch (err) {
+    showStatus(String(err.message || err), true);
+  }
+}
+
+async function renderRated() {
+  const list = $("rated");
+  const asins = [...state.ratings.keys()].reverse(); // latest first
+  const details = await Promise.all(asins.map((a) => item(a).catch(() => null)));
+  list.replaceChildren();
+  asins.forEach((asin, i) => {
+    const d = details[i];
+    const li = el("li", "rated-item");
+    li.dataset.asin = asin;
+    const b = el("button", "rated-button");
+    b.type = "button";
+    const img = el("img", "rated-image");
+    img.alt = "";
+    img.width = 48;
+    img.height = 48;
+    setImage(img, d && d.image);
+    b.append(
+      img,
+      el("span", "rated-title", (d && d.title) || asin),
+      el("span", "rated-stars", starsText(state.ratings.get(asin))),
+    );
+    b.addEventListener("click", () => select(asin));
+    li.append(b);
+    list.append(li);
+  });
+  $("rated-empty").hidden = asins.length > 0;
+  $("rated-title").textContent = `Your ratings (${asins.length})`;
+}
+
+/** The visitor's stored ratings (first: the gallery marks the rated cards), then the gallery
+ * and the list of rated products. */
+async function loadVisitor() {
+  const body = await api(`/users/${encodeURIComponent(state.visitor)}/reviews`);
+  state.ratings = new Map(body.reviews.map((r) => [r.parent_asin, r.rating]));
+  await Promise.all([loadGallery(), renderRated()]);
+}
+
+// ------------------------------------------------------------------------------ actions
+
+async function rate(asin, stars) {
+  try {
+    showStatus(`Saving ${stars} star${stars === 1 ? "" : "s"}…`);
+    await api(`/users/${encodeURIComponent(state.visitor)}/reviews`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ parent_asin: asin, rating: stars }),
+    });
+    state.ratings.delete(asin); // a re-rating moves to the end, as on the server
+    state.ratings.set(asin, stars);
+    renderStars(asin);
+    await Promise.all([loadGallery(), renderRated()]);
+    showStatus(`Saved: ${stars} of 5. The gallery re-ranked.`);
+  } catch (err) {
+    showStatus(String(err.message || err), true);
+  }
+}
+
+function applyMode() {
+  const worst = state.mode === "worst";
+  document.body.dataset.mode = state.mode;
+  $("tagline").textContent = worst ? WORST_TAGLINE : BEST_TAGLINE;
+  $("mode-best").setAttribute("aria-pressed", String(!worst));
+  $("mode-worst").setAttribute("aria-pressed", String(worst));
+}
+
+async function setMode(mode) {
+  if (mode === state.mode) return;
+  state.mode = mode;
+  saved.set(KEY.mode, mode);
+  applyMode();
+  try {
+    await loadGallery();
+    if (state.selected) renderDetails(await item(state.selected));
+  } catch (err) {
+    showStatus(String(err.message || err), true);
+  }
+}
+
+async function startOver() {
+  state.visitor = newVisitorId();
+  saved.set(KEY.visitor, state.visitor);
+  state.selected = null;
+  $("details").hidden = true;
+  $("visitor-id").textContent = state.visitor;
+  showStatus("You are a new visitor: nothing rated yet.");
+  try {
+    await loadVisitor();
+  } catch (err) {
+    showStatus(String(err.message || err), true);
+  }
+}
+
+// ------------------------------------------------------------------------------ start
+
+async function start() {
+  state.visitor = saved.get(KEY.visitor);
+  if (!state.visitor || !/^web-[0-9a-f]{16}$/.test(state.visitor)) {
+    state.visitor = newVisitorId();
+    saved.set(KEY.visitor, state.visitor);
+  }
+  const k = Number(saved.get(KEY.k));
+  state.k = Number.isInteger(k) && k >= 5 && k <= 50 ? k : 10;
+  $("visitor-id").textContent = state.visitor;
+  $("k").value = String(state.k);
+  $("k-value").textContent = String(state.k);
+
+  let debounce = null;
+  $("k").addEventListener("input", () => {
+    state.k = Number($("k").value);
+    $("k-value").textContent = String(state.k);
+    saved.set(KEY.k, String(state.k));
+    clearTimeout(debounce);
+    debounce = setTimeout(() => loadGallery().catch((e) => showStatus(e.message, true)), 150);
+  });
+  $("mode-best").addEventListener("click", () => setMode("best"));
+  $("mode-worst").addEventListener("click", () => setMode("worst"));
+  $("start-over").addEventListener("click", startOver);
+
+  try {
+    const health = await api("/health");
+    state.modes = health.modes;
+    $("server-info").textContent =
+      `${health.model} on ${health.data_tag}: ` +
+      `${health.items.toLocaleString("en-US")} products, ` +
+      `${health.users.toLocaleString("en-US")} users`;
+    if (!state.modes.includes("worst")) {
+      $("mode-worst").disabled = true;
+      $("mode-worst").title = "worst mode is off: the server has no worst-mode model";
+    }
+    const mode = saved.get(KEY.mode);
+    state.mode = mode === "worst" && state.modes.includes("worst") ? "worst" : "best";
+    applyMode();
+    await loadVisitor();
+    document.body.dataset.ready = "true";
+  } catch (err) {
+    showStatus(`The server did not answer: ${err.message || err}`, true);
+  }
+}
+
+start();
