@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,17 @@ def amazon_dir() -> Path:
     if not SHARED_AMAZON.is_dir():
         pytest.skip(f"real Amazon data not staged at {SHARED_AMAZON} (a fresh clone has none)")
     return SHARED_AMAZON
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Debian's chromium for the browser tests, driven by Playwright through its executable_path
+    (never ``playwright install``: it downloads); tests using it skip, saying what is missing."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("chromium is not on PATH (install it with scripts/setup-test-deps.sh)")
+    return exe

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 
@@ -165,20 +164,11 @@ def test_tail_statistics_by_hand() -> None:
 # --------------------------------------------------------------------------- headless Chromium
 
 
-def _chromium() -> str:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.skip("chromium is not on PATH (install it with scripts/setup-test-deps.sh)")
-    return exe
-
-
 @pytest.mark.browser
-def test_report_displays_in_headless_chromium(report_html: Path, tmp_path: Path) -> None:
-    exe = _chromium()
+def test_report_displays_in_headless_chromium(
+    chromium: str, report_html: Path, tmp_path: Path
+) -> None:
+    exe = chromium
     from playwright.sync_api import sync_playwright
 
     requests: list[str] = []

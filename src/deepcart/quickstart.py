@@ -140,7 +140,7 @@ def quickstart(
 
 def _check_demo_port(port: int) -> None:
     try:
-        from deepcart.serve.deploy import check_port
+        from deepcart.serve.config import check_port
     except ImportError:
         return  # no serve extra: _deploy_demo says so at the end
     check_port("127.0.0.1", port)

@@ -463,6 +463,10 @@ def test_top_k_matches_full_sort(k):
     ref_idx, ref_val = _top_k_reference(scores, k, excluded)
     np.testing.assert_array_equal(idx, ref_idx)
     np.testing.assert_array_equal(val, ref_val)
+    for u in range(n_users):  # one row at a time (its own selection path)
+        iu, vu = M.top_k(scores[u : u + 1], k, exclude=sp.csr_array(excluded[u : u + 1]))
+        np.testing.assert_array_equal(iu, ref_idx[u : u + 1])
+        np.testing.assert_array_equal(vu, ref_val[u : u + 1])
     assert idx.dtype == np.int64 and val.dtype == np.float32 and idx.shape == (n_users, k)
     # Without exclusion, on continuous scores.
     cont = rng.standard_normal((n_users, n_items))

@@ -212,3 +212,66 @@ def test_als_falls_back_to_numpy_without_implicit(
     # Only training needs it: a model trained with it loads and recommends without it.
     loaded = Recommender.load(tmp_path / "m")
     assert loaded.backend == "implicit" and loaded.recommend(x[:2], k=3)[0].shape == (2, 3)
+
+
+def served_rows(n_rows: int, n_items: int, seed: int) -> sp.csr_matrix:
+    """Rows like the service's fold-ins: 0 to 55 ratings each (an empty row, a stored zero)."""
+    rng = np.random.default_rng(seed)
+    data, indices, indptr = [], [], [0]
+    for i in range(n_rows):
+        n = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55][i % 10]
+        indices += sorted(rng.choice(n_items, size=n, replace=False).tolist())
+        data += rng.integers(1, 6, size=n).astype(float).tolist()
+        if i == 7:
+            data[-1] = 0.0  # a stored zero: no interaction (confidences drop it)
+        indptr.append(len(indices))
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_items), dtype=np.float32)
+
+
+def test_als_few_rows_match_the_batched_path() -> None:
+    """Up to _FEW_ROWS rows (a served fold-in) are solved row by row from the input's arrays and
+    a lone row takes the one-row top-k; more rows take the padded batches of _exact_solve and the
+    vectorised top-k: the same factors, the same items and the same scores (float32 rounding)."""
+    import deepcart.models.als as als
+
+    rng = np.random.default_rng(3)
+    n_items = 400
+    dense = (rng.random((300, n_items)) < 0.05) * rng.integers(1, 6, size=(300, n_items))
+    model = ALSModel(factors=16, iterations=3, backend="numpy").fit(
+        sp.csr_matrix(dense.astype(np.float32))
+    )
+    rows = served_rows(40, n_items, seed=4)
+    assert rows.shape[0] > als._FEW_ROWS
+    batched = model.fold_in(rows)
+    few = np.vstack([model.fold_in(rows[s : s + 8]) for s in range(0, 40, 8)])
+    np.testing.assert_allclose(few, batched, rtol=1e-10, atol=1e-12)
+    c = model.confidences(rows, dtype=np.float64)
+    np.testing.assert_array_equal(batched, als._exact_solve(c, model._y64, model._gram64))
+    assert not batched[0].any() and batched[1].any()  # the empty row: x_u = 0
+
+    allowed = rng.random(n_items) < 0.7  # worst mode: a candidate mask, everything rated excluded
+    exclude = (rows + served_rows(40, n_items, seed=5)).tocsr()
+    for kwargs in ({}, {"candidates": allowed, "exclude": exclude}):
+        idx, scores = model.recommend(rows, k=20, **kwargs)
+        for s, n in [(u, 1) for u in range(40)] + [(s, 8) for s in range(0, 40, 8)]:
+            part = {k: v[s : s + n] if k == "exclude" else v for k, v in kwargs.items()}
+            i1, s1 = model.recommend(rows[s : s + n], k=20, **part)
+            np.testing.assert_array_equal(i1, idx[s : s + n])
+            np.testing.assert_allclose(s1, scores[s : s + n], rtol=1e-6)
+        # Other input types and dtypes take the converting path: the same lists.
+        for other in (rows.astype(np.float64), sp.csr_array(rows), rows.tocoo()):
+            i2, s2 = model.recommend(other, k=20, **kwargs)
+            np.testing.assert_array_equal(i2, idx)
+            np.testing.assert_array_equal(s2, scores)
+
+
+def test_als_few_rows_reject_negative_values_and_keep_the_input() -> None:
+    x, _ = blocks()
+    model = ALSModel(factors=8, iterations=2).fit(x)
+    with pytest.raises(InputError, match="non-negative"):
+        model.recommend(-x[:1], k=3)
+    row = x[:2]
+    before = [a.copy() for a in (row.data, row.indices, row.indptr)]
+    model.recommend(row, k=3, exclude=row)
+    for a, b in zip(before, (row.data, row.indices, row.indptr), strict=True):
+        np.testing.assert_array_equal(a, b)

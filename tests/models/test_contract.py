@@ -184,6 +184,25 @@ def test_batch_equals_one_by_one(name: str) -> None:
         np.testing.assert_allclose(s1[0], scores[u], rtol=1e-6)
 
 
+def test_one_block_equals_several_and_leaves_the_input_alone(name: str) -> None:
+    """A batch that fits one block reaches _score uncopied (a canonical float32 CSR); a bigger
+    one is sliced into blocks: the same lists, and the caller's matrices stay as they were."""
+    x = planted()
+    model = create(name).fit(x)
+    rows, exclude = x[:40], x[40:80]
+    mask = np.arange(x.shape[1]) % 3 != 0
+    before = [a.copy() for m in (rows, exclude) for a in (m.data, m.indices, m.indptr)]
+    idx, scores = model.recommend(rows, k=7, candidates=mask, exclude=exclude)
+    after = [a for m in (rows, exclude) for a in (m.data, m.indices, m.indptr)]
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    model.block_scores = 16 * x.shape[1]  # blocks of 16 rows
+    assert model.block_rows() == 16
+    i2, s2 = model.recommend(rows, k=7, candidates=mask, exclude=exclude)
+    np.testing.assert_array_equal(i2, idx)
+    np.testing.assert_allclose(s2, scores, rtol=1e-6)
+
+
 def test_fold_in_new_user_and_candidates(name: str) -> None:
     x = planted()
     model = create(name).fit(x)

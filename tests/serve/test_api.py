@@ -27,10 +27,18 @@ def _training_items(world: World, user: str) -> set[str]:
 
 
 def _message(resp, status: int = 422) -> str:  # noqa: ANN001
+    """The ``message`` of an error answer, after checking the one shape every error has."""
     assert resp.status_code == status, resp.text
-    body = resp.json()
     assert "Traceback" not in resp.text
-    return body["message"] if status == 422 else body["detail"]
+    body = resp.json()
+    assert set(body) == {"message", "detail"}, body
+    assert isinstance(body["message"], str) and body["message"]
+    if status == 422:  # the problems, the first of which the message names
+        assert body["detail"] and {"loc", "name", "msg"} <= set(body["detail"][0])
+        assert body["message"].startswith(body["detail"][0]["name"] + ": ")
+    else:
+        assert body["detail"] == body["message"]
+    return body["message"]
 
 
 # ------------------------------------------------------------------------------ reading
@@ -225,6 +233,32 @@ def test_review_of_unknown_item_or_not_json(client: TestClient) -> None:
     assert "too large" in _message(r, 413)
 
 
+def test_every_error_has_the_same_shape(client: TestClient) -> None:
+    # Starlette's own answers too (an unknown path, a wrong method), with their headers kept
+    assert _message(client.get("/no/such/path"), 404) == "Not Found"
+    r = client.delete("/health")
+    assert _message(r, 405) == "Method Not Allowed" and r.headers["allow"] == "GET"
+    assert "no such file" in _message(client.get("/ui/__init__.py"), 404)
+    assert _message(client.get("/random_users", params={"n": 0})).startswith("n: ")
+    r = client.post("/reload_model")
+    assert _message(r, 401) and r.headers["www-authenticate"] == "Bearer"
+
+
+def test_the_spec_documents_the_error_shape(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    shapes = spec["components"]["schemas"]
+    assert set(shapes["ErrorOut"]["required"]) == {"message", "detail"}
+    assert set(shapes["ValidationErrorOut"]["required"]) == {"message", "detail"}
+    assert "HTTPValidationError" not in shapes  # FastAPI's {"detail": [...]}: not what we send
+    refs = set()
+    for path in spec["paths"].values():
+        for op in path.values():
+            for code, answer in op["responses"].items():
+                if code.startswith(("4", "5")):
+                    refs.add(answer["content"]["application/json"]["schema"]["$ref"])
+    assert refs == {"#/components/schemas/ErrorOut", "#/components/schemas/ValidationErrorOut"}
+
+
 # ------------------------------------------------------------------------------ admin
 
 
@@ -310,10 +344,10 @@ def test_store_failure_and_unexpected_errors_are_json(world: World, tmp_path: Pa
     with TestClient(app, raise_server_exceptions=False) as c:
         app.dependency_overrides[get_store] = lambda: Broken()
         r = c.get("/recommendations", params={"users": "A"})
-        assert r.status_code == 503 and "disk I/O" in r.json()["detail"]
+        assert "disk I/O" in _message(r, 503)
         app.dependency_overrides[get_store] = lambda: Buggy()
         r = c.get("/recommendations", params={"users": "A"})
-        assert r.status_code == 500 and r.json()["detail"].startswith("internal error")
+        assert _message(r, 500).startswith("internal error")
         assert "Traceback" not in r.text and "boom" not in r.text
 
 

@@ -5,7 +5,6 @@ aborted and recorded. Every wait is for a DOM state, never for time."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,17 +23,6 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 WORST_TAGLINE = "You've seen the best products Amazon has to offer, but have you seen the worst?"
 CARDS = "#gallery .card-button"
-
-
-def _chromium() -> str:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
-    exe = shutil.which("chromium")
-    if exe is None:
-        pytest.skip("chromium is not on PATH (install it with scripts/setup-test-deps.sh)")
-    return exe
 
 
 @pytest.fixture
@@ -65,8 +53,8 @@ def _wait_ready(page, mode: str, fallback: bool) -> None:  # noqa: ANN001
 
 
 @pytest.mark.browser
-def test_demo_in_headless_chromium(demo: str, world: World, tmp_path: Path) -> None:
-    exe = _chromium()
+def test_demo_in_headless_chromium(chromium: str, demo: str, world: World, tmp_path: Path) -> None:
+    exe = chromium
     from playwright.sync_api import sync_playwright
 
     outside: list[str] = []
@@ -183,3 +171,44 @@ def test_demo_in_headless_chromium(demo: str, world: World, tmp_path: Path) -> N
     )
     assert outside, "no product image was even tried"
     assert set(outside) <= images, sorted(set(outside) - images)[:5]
+
+
+@pytest.mark.browser
+def test_api_docs_render_offline_and_try_it_out_answers(chromium: str, demo: str) -> None:
+    """/docs (Swagger UI) renders the OpenAPI 3.1 spec from this server's files alone, and "Try
+    it out" on /recommendations, prefilled with the spec's example, gets a 200."""
+    from playwright.sync_api import sync_playwright
+
+    from deepcart.serve.api import EXAMPLE_USERS
+
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def route(r) -> None:  # noqa: ANN001
+        if urlsplit(r.request.url).hostname != "127.0.0.1":
+            outside.append(r.request.url)
+            r.abort()
+        else:
+            r.continue_()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.route("**/*", route)
+            page.set_default_timeout(30_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(demo + "/docs")
+            op = page.locator("#operations-recommendations-get_recommendations_recommendations_get")
+            op.locator(".opblock-summary").click()
+            op.locator(".try-out__btn").click()
+            users = op.locator('tr[data-param-name="users"] input')
+            assert users.input_value().split(",")[:2] == list(EXAMPLE_USERS)
+            op.locator(".execute").click()
+            status = op.locator(".live-responses-table tbody .response-col_status").first
+            assert status.inner_text().strip() == "200"
+            assert page.locator("text=Unable to render this definition").count() == 0
+        finally:
+            browser.close()
+    assert not errors, errors
+    assert not outside, outside

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,8 @@ import pytest
 from deepcart.cli import build_parser, main
 from deepcart.errors import InputError
 from deepcart.serve.config import load_settings
+
+from .conftest import TAG, World
 
 
 def _given(argv: list[str]) -> dict[str, object]:
@@ -61,13 +66,43 @@ def test_bad_settings_are_input_errors(
 
 
 def test_serve_without_a_model_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, world: World, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.delenv("DEEPCART_DATA_TAG", raising=False)
     code = main(
-        ["serve", "--data-dir", str(tmp_path), "--model-dir", str(tmp_path / "m"),
-         "--data-tag", "t", "--type", "als"]
+        ["serve", "--data-dir", str(world.data_dir), "--model-dir", str(tmp_path / "m"),
+         "--data-tag", TAG, "--type", "als", "--port", "0"]
     )  # fmt: skip
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1
-    assert "deepcart train --data-tag t --type als --split none" in err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"deepcart train --data-tag {TAG} --type als --split none" in err
+
+
+@pytest.mark.parametrize("command", ["serve", "deploy"])
+def test_a_mistyped_data_tag_names_the_datasets_not_a_train_command(
+    world: World, capsys: pytest.CaptureFixture, command: str
+) -> None:
+    code = main(
+        [command, "--data-dir", str(world.data_dir), "--model-dir", str(world.model_dir),
+         "--data-tag", "svx", "--type", "als", "--port", "0"]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "no dataset tagged 'svx'" in err and f"the datasets there: {TAG}" in err
+    assert "deepcart train" not in err
+
+
+def test_serve_on_a_busy_port_is_one_line_before_serving(world: World, tmp_path: Path) -> None:
+    """The process: exit 2 with one line, and no "Serving ..." line before it."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "deepcart", "serve", "--data-dir", str(world.data_dir),
+             "--data-tag", TAG, "--type", "als", "--model-dir", str(world.model_dir),
+             "--db-url", f"sqlite:///{tmp_path / 'r.db'}", "--port", str(port)],
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == "", (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"deepcart: error: --port {port}: cannot listen on 127.0.0.1:")

@@ -673,6 +673,14 @@ def top_k(
 
     if k >= n_items:
         idx = np.argsort(-s, axis=1, kind="stable")
+    elif n_rows == 1:
+        # The same selection on a 1-d row (a served fold-in): index arrays of k items instead
+        # of boolean masks and cumulative sums over every item.
+        row = s[0]
+        kth = np.partition(row, n_items - k)[n_items - k]
+        above = np.flatnonzero(row > kth)
+        chosen = np.sort(np.concatenate([above, np.flatnonzero(row == kth)[: k - len(above)]]))
+        idx = chosen[np.argsort(-row[chosen], kind="stable")][None, :]
     else:
         # The k-th largest value of each row, then everything above it, then the lowest-index
         # items equal to it until k are taken (argpartition alone breaks such ties arbitrarily).

@@ -119,7 +119,10 @@ class Recommender(ABC):
 
     @abstractmethod
     def _score(self, x: sp.csr_matrix) -> np.ndarray:
-        """Dense (n_rows, n_items) float scores for the given interaction rows; higher is better."""
+        """Dense (n_rows, n_items) float scores for the given interaction rows; higher is better.
+
+        ``x`` may be the caller's own matrix (``recommend`` passes a canonical input through
+        uncopied): read it, never modify it."""
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "n_items_"):
@@ -151,36 +154,70 @@ class Recommender(ABC):
         than ``k`` eligible items are padded with index -1 and score -inf.
         """
         self._check_fitted()
-        x = as_csr(user_items, n_items=self.n_items_)
+        x = self._rows(user_items, "user_items")
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise InputError(f"k: expected a positive integer, got {k!r}")
+        k = int(k)
         if exclude is not None:
-            exclude = as_csr(exclude, name="exclude", n_items=self.n_items_)
+            exclude = self._rows(exclude, "exclude")
             if exclude.shape[0] != x.shape[0]:
                 raise InputError(
                     f"exclude: has {exclude.shape[0]} rows but user_items has {x.shape[0]}"
                 )
         allowed = self._candidate_mask(candidates)
-        idx_out = np.full((x.shape[0], int(k)), -1, dtype=np.int64)
-        score_out = np.full((x.shape[0], int(k)), -np.inf, dtype=np.float32)
+        blocked = None if allowed is None else np.flatnonzero(~allowed)
         rows = self.block_rows()
+        if 0 < x.shape[0] <= rows:  # one block (a served fold-in): no row slices, no copies
+            return self._recommend_block(x, k, exclude_seen, blocked, exclude)
+        idx_out = np.full((x.shape[0], k), -1, dtype=np.int64)
+        score_out = np.full((x.shape[0], k), -np.inf, dtype=np.float32)
         for start in range(0, x.shape[0], rows):
-            block = x[start : start + rows]
-            # _score returns a fresh array, so masking happens in place (no extra copy).
-            scores = np.asarray(self._score(block), dtype=np.float32)
-            if not scores.flags.writeable:
-                scores = scores.copy()
-            if allowed is not None:
-                scores[:, ~allowed] = -np.inf
-            for mask in (block if exclude_seen else None, exclude):
-                if mask is None:
-                    continue
-                m = mask[start : start + rows] if mask is exclude else mask
-                scores[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] = -np.inf
-            idx, top = top_k(scores, int(k))
+            stop = start + rows
+            idx, top = self._recommend_block(
+                x[start:stop],
+                k,
+                exclude_seen,
+                blocked,
+                None if exclude is None else exclude[start:stop],
+            )
             idx_out[start : start + len(idx)] = idx
             score_out[start : start + len(idx)] = top
         return idx_out, score_out
+
+    def _rows(self, x: Any, name: str) -> sp.csr_matrix:
+        """``as_csr(x, name, n_items_)``; ``x`` itself when it already is such a matrix (a float32
+        ``csr_matrix`` with sorted indices and ``n_items_`` columns), checked for NaN/inf only:
+        the conversion's copies are most of the cost of a one-row call."""
+        if (
+            type(x) is sp.csr_matrix
+            and x.dtype == np.float32
+            and x.shape[1] == self.n_items_
+            and x.has_sorted_indices
+        ):
+            if not np.isfinite(x.data).all():
+                raise InputError(f"{name}: contains NaN or infinite values")
+            return x
+        return as_csr(x, name=name, n_items=self.n_items_)
+
+    def _recommend_block(
+        self,
+        x: sp.csr_matrix,
+        k: int,
+        exclude_seen: bool,
+        blocked: np.ndarray | None,
+        exclude: sp.csr_matrix | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` of a block of rows: scores, candidate set and exclusions applied."""
+        # _score returns a fresh array, so masking happens in place (no extra copy).
+        scores = np.asarray(self._score(x), dtype=np.float32)
+        if not scores.flags.writeable:
+            scores = scores.copy()
+        if blocked is not None:
+            scores[:, blocked] = -np.inf
+        for m in (x if exclude_seen else None, exclude):
+            if m is not None:
+                scores[np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices] = -np.inf
+        return top_k(scores, k)
 
     def _candidate_mask(self, candidates: Any) -> np.ndarray | None:
         if candidates is None:

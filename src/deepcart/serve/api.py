@@ -9,10 +9,12 @@ dependencies (:func:`get_state`, :func:`get_store`, :func:`get_writer`, :func:`g
 override them.
 
 The state (dataset, models, lookups) is loaded once, in the app's lifespan, and swapped whole
-by the reload endpoints (:mod:`deepcart.serve.state`). Every error is JSON: 422 with a
-``message`` naming the parameter for bad input, 404 for an unknown item, 409 for a refused
-reload or an unavailable mode, 401/403 for the admin endpoints; an unexpected error is a 500
-with a one-line JSON body (it is logged), never a traceback.
+by the reload endpoints (:mod:`deepcart.serve.state`). Every error is JSON of one shape,
+``{"message": "...", "detail": ...}`` (:class:`~deepcart.serve.schemas.ErrorOut`): 422 for bad
+input (``message`` names the parameter, ``detail`` lists the problems), 404 for an unknown
+item, 409 for a refused reload or an unavailable mode, 401/403 for the admin endpoints; an
+unexpected error is a 500 (it is logged), never a traceback. ``/docs`` loads its files from
+this server (:mod:`deepcart.serve.docs`).
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepcart import __version__
 from deepcart.errors import DeepCartError
-from deepcart.serve.config import Settings, settings_env
+from deepcart.serve.config import Settings, check_port, settings_env, url_of
+from deepcart.serve.docs import mount_docs
 from deepcart.serve.schemas import (
     ASIN_PATTERN,
     MAX_K,
@@ -141,7 +145,24 @@ async def require_admin(
 StateDep = Annotated[ServingState, Depends(get_state)]
 StoreDep = Annotated[ReviewStore, Depends(get_store)]
 BatcherDep = Annotated[FoldInBatcher, Depends(get_batcher)]
-UserPath = Annotated[str, Path(pattern=USER_ID_PATTERN, description="a user id")]
+#: Ids of the quickstart dataset (``deepcart quickstart``: synthetic, seed 0), so "Try it out" in
+#: /docs answers with real recommendations there; NEWVISITOR is a user it does not know.
+EXAMPLE_USERS = ("A00HWPMJ697U5RX89G73IGLYF3F6", "A00PBA9G7WFZKL5SMBSOQBU1Q178")
+EXAMPLE_ITEM = "B075OXD75F"
+
+
+def _example(value: str) -> dict[str, Any]:
+    """A parameter's example, for the spec's JSON schema and for Swagger UI's "Try it out"."""
+    summary = "from the quickstart dataset"
+    return {
+        "examples": [value],
+        "openapi_examples": {"quickstart": {"summary": summary, "value": value}},
+    }
+
+
+UserPath = Annotated[
+    str, Path(pattern=USER_ID_PATTERN, description="a user id", **_example(EXAMPLE_USERS[0]))
+]
 KQuery = Annotated[int, Query(ge=1, le=MAX_K, description=f"recommendations (1 to {MAX_K})")]
 ModeQuery = Annotated[
     Mode, Query(description="best: what the user will like; worst: what they would most hate")
@@ -152,7 +173,7 @@ UsersQuery = Annotated[
         min_length=1,
         max_length=MAX_USERS * 129,
         description=f"comma-separated user ids (at most {MAX_USERS})",
-        examples=["AGBFYI2DDIKXC5Y4FARTYDTQBMFQ,AHYH2CJAJLV4QQKSZ7ZTRNGWB2ZA"],
+        **_example(",".join((*EXAMPLE_USERS, "NEWVISITOR"))),
     ),
 ]
 
@@ -346,7 +367,9 @@ items = APIRouter(tags=["items"])
     responses={404: {"model": ErrorOut, "description": "unknown item"}, **_ERRORS},
 )
 async def get_item(
-    parent_asin: Annotated[str, Path(pattern=ASIN_PATTERN, description="a parent_asin")],
+    parent_asin: Annotated[
+        str, Path(pattern=ASIN_PATTERN, description="a parent_asin", **_example(EXAMPLE_ITEM))
+    ],
     state: StateDep,
 ) -> dict[str, Any]:
     """A product of the catalog, its number of training ratings and its worst review."""
@@ -409,24 +432,38 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
         errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")})
         errors[-1]["name"] = name
     first = errors[0] if errors else {"name": "request", "msg": "invalid request"}
-    return JSONResponse(
-        {"message": f"{first['name']}: {first['msg']}", "detail": errors},
-        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, f"{first['name']}: {first['msg']}", errors
     )
+
+
+def error_response(
+    code: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """Every error's body: ``{"message": one line, "detail": a 422's problems, else message}``
+    (:class:`~deepcart.serve.schemas.ErrorOut`)."""
+    body = {"message": message, "detail": message if detail is None else detail}
+    return JSONResponse(body, status_code=code, headers=headers)
 
 
 def _error(code: int) -> Callable[[Request, Exception], Any]:
     async def handler(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+        return error_response(code, str(exc))
 
     return handler
 
 
+async def _on_http_error(_request: Request, exc: Exception) -> Response:
+    """HTTPExceptions (ours, and Starlette's 404/405 for unknown paths and methods)."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (204, 304):  # no body allowed
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        {"detail": f"internal error ({type(exc).__name__}); it was logged"}, status_code=500
-    )
+    return error_response(500, f"internal error ({type(exc).__name__}); it was logged")
 
 
 class _TooLarge(Exception):
@@ -463,8 +500,8 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
     async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        detail = f"request body too large: at most {self.limit:,} bytes"
-        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+        message = f"request body too large: at most {self.limit:,} bytes"
+        await error_response(413, message)(scope, receive, send)
 
 
 # ------------------------------------------------------------------------------ the app
@@ -536,12 +573,16 @@ def create_app(
         "with its most helpful low-rated review), and every submitted review kept in a "
         "database.",
         lifespan=lifespan,
+        docs_url=None,  # mount_docs: Swagger UI from local files, not a CDN
+        redoc_url=None,  # ReDoc loads its logo from a CDN
     )
     for router in (health, users, recommendations, items, admin):
         app.include_router(router)
     mount_ui(app)  # the web demo at /, on the same endpoints (deepcart deploy)
+    mount_docs(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(ModeUnavailable, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(ReloadRefused, _error(status.HTTP_409_CONFLICT))
     app.add_exception_handler(StoreError, _error(status.HTTP_503_SERVICE_UNAVAILABLE))
@@ -560,9 +601,11 @@ def app_from_env() -> FastAPI:
 
 
 def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
-    """``deepcart serve``: load everything (a problem is one line), then run uvicorn."""
+    """``deepcart serve``: check the port and load everything (a problem is one line), then
+    run uvicorn."""
     import uvicorn
 
+    check_port(settings.host, settings.port)
     limiter = _one_blas_thread()
     try:
         state = load_state(settings)
@@ -570,11 +613,11 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
         if limiter is not None:
             limiter.restore_original_limits()
     store = ReviewStore(settings.database_url())
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = url_of(settings)
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
     echo(
-        f"Serving {state.describe()} at http://{host}:{settings.port}{workers} "
-        f"(docs: http://{host}:{settings.port}/docs; reviews: {store.url!r}; "
+        f"Serving {state.describe()} at {url}{workers} "
+        f"(docs: {url}/docs; reviews: {store.url!r}; "
         f"admin endpoints {'on' if settings.admin_token else 'off'})"
     )
     run = {

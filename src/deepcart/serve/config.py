@@ -8,6 +8,7 @@ token is read from the environment only, so it never shows in a process list.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -107,3 +108,24 @@ def settings_env(settings: Settings) -> dict[str, str]:
             value = value.get_secret_value()
         env[ENV_PREFIX + name.upper()] = str(value)
     return env
+
+
+def url_of(settings: Settings) -> str:
+    """The server's base URL (an IPv6 host in brackets)."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return f"http://{host}:{settings.port}"
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line when ``host:port`` cannot be listened on (in use, or not an address
+    of this machine): ``serve`` and ``deploy`` call it before any loading or printing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise InputError(
+                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "choose another with --port"
+            ) from None

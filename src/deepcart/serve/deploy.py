@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from deepcart.errors import InputError
 from deepcart.serve.api import _one_blas_thread, create_app
-from deepcart.serve.config import Settings
+from deepcart.serve.config import Settings, check_port, url_of
 from deepcart.serve.share import ShareTunnel
 from deepcart.serve.state import load_state
 from deepcart.serve.store import ReviewStore
@@ -27,21 +25,6 @@ DEFAULT_PORT = 7860
 
 def _say(line: str) -> None:
     print(line, flush=True)  # flushed: a script or test reading a pipe sees the URL at once
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail in one line when ``host:port`` cannot be listened on (in use, or not an address
-    of this machine), before any loading."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise InputError(
-                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                "choose another with --port"
-            ) from None
 
 
 def _interrupt(_signum: int, _frame: object) -> None:
@@ -60,11 +43,6 @@ def _term_is_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def url_of(settings: Settings) -> str:
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    return f"http://{host}:{settings.port}"
 
 
 def deploy(settings: Settings, *, share: bool = False, echo: Callable[[str], None] = _say) -> None:

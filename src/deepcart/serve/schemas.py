@@ -120,10 +120,25 @@ class ReloadResult(BaseModel):
     detail: str
 
 
+class Problem(BaseModel):
+    """One problem of a request that failed validation."""
+
+    loc: list[str] = Field(description="where: e.g. ['query', 'k'] or ['body', 'rating']")
+    name: str = Field(description="the parameter, as the message names it")
+    msg: str
+
+
 class ErrorOut(BaseModel):
-    detail: str
+    """Every error answer (4xx and 5xx) has this shape."""
+
+    message: str = Field(description="one line for a person: what went wrong, naming the input")
+    detail: str | list[Problem] = Field(
+        description="a 422's problems, one each; for any other status, the same text as message"
+    )
 
 
-class ValidationErrorOut(BaseModel):
+class ValidationErrorOut(ErrorOut):
+    """A 422: the request's parameters or body did not validate."""
+
     message: str = Field(description="the first problem, naming the parameter")
-    detail: list[dict]
+    detail: list[Problem]

@@ -576,8 +576,10 @@ def _smoke_test(state: ServingState) -> None:
 
 def load_state(settings: Settings, version: int = 1) -> ServingState:
     """Everything ``deepcart serve`` serves, from the files ``settings`` names."""
-    # The model is checked first: a missing one is the likeliest mistake, and its message
-    # gives the train command.
+    # The dataset is checked first: a mistyped tag names the existing ones (not a train command
+    # that would fail too). Then the model: a missing one is the likeliest mistake, and its
+    # message gives the train command.
+    require_dataset(settings.data_dir, settings.data_tag)
     require_model(settings.model_dir, settings.data_tag, "none", settings.type, "best")
     return build_state(settings, load_dataset(settings), version)
 
