@@ -181,6 +181,64 @@ def _add_engine(p: argparse.ArgumentParser, choices: Sequence[str], help_: str) 
     )
 
 
+def _add_server(
+    p: argparse.ArgumentParser, models: list[str], *, type_default: str | None, port: int
+) -> None:
+    """The options ``serve`` and ``deploy`` share (each also a DEEPCART_* variable)."""
+    p.add_argument(
+        "--data-dir", action=_Given, type=Path, default=DEFAULT_DATA_DIR, help="datasets root"
+    )
+    p.add_argument(
+        "--data-tag",
+        action=_Given,
+        default=argparse.SUPPRESS,
+        help="dataset tag (required: this flag or DEEPCART_DATA_TAG)",
+    )
+    if type_default is None:
+        p.add_argument(
+            "--type",
+            action=_Given,
+            choices=models,
+            default=argparse.SUPPRESS,
+            help="model (required: this flag or DEEPCART_TYPE)",
+        )
+    else:
+        p.add_argument("--type", action=_Given, choices=models, default=type_default, help="model")
+    p.add_argument(
+        "--model-dir", action=_Given, type=Path, default=DEFAULT_MODEL_DIR, help="models root"
+    )
+    p.add_argument("--host", action=_Given, default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", action=_Given, type=_positive_int, default=port, help="port")
+    p.add_argument(
+        "--db-url",
+        action=_Given,
+        default=argparse.SUPPRESS,
+        help="SQLAlchemy URL of the review database (default: SQLite at "
+        "<data-dir>/_reviews/<data-tag>.db)",
+    )
+    p.add_argument(
+        "--min-engagement",
+        action=_Given,
+        type=_positive_int,
+        default=10,
+        help="worst mode: rank only items with at least this many ratings",
+    )
+    p.add_argument(
+        "--cache-size",
+        action=_Given,
+        type=_positive_int,
+        default=100_000,
+        help="recommendation lists kept for users whose reviews did not change (0: off)",
+    )
+    p.add_argument(
+        "--log-level",
+        action=_Given,
+        choices=["critical", "error", "warning", "info", "debug"],
+        default="warning",
+        help="server log level",
+    )
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
@@ -769,55 +827,7 @@ def build_parser() -> argparse.ArgumentParser:
         "example: deepcart serve --data-tag quickstart --type als --port 8000",
         formatter_class=_Formatter,
     )
-    p.add_argument(
-        "--data-dir", action=_Given, type=Path, default=DEFAULT_DATA_DIR, help="datasets root"
-    )
-    p.add_argument(
-        "--data-tag",
-        action=_Given,
-        default=argparse.SUPPRESS,
-        help="dataset tag (required: this flag or DEEPCART_DATA_TAG)",
-    )
-    p.add_argument(
-        "--type",
-        action=_Given,
-        choices=list(REGISTRY),
-        default=argparse.SUPPRESS,
-        help="model (required: this flag or DEEPCART_TYPE)",
-    )
-    p.add_argument(
-        "--model-dir", action=_Given, type=Path, default=DEFAULT_MODEL_DIR, help="models root"
-    )
-    p.add_argument("--host", action=_Given, default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", action=_Given, type=_positive_int, default=8000, help="port")
-    p.add_argument(
-        "--db-url",
-        action=_Given,
-        default=argparse.SUPPRESS,
-        help="SQLAlchemy URL of the review database (default: SQLite at "
-        "<data-dir>/_reviews/<data-tag>.db)",
-    )
-    p.add_argument(
-        "--min-engagement",
-        action=_Given,
-        type=_positive_int,
-        default=10,
-        help="worst mode: rank only items with at least this many ratings",
-    )
-    p.add_argument(
-        "--cache-size",
-        action=_Given,
-        type=_positive_int,
-        default=100_000,
-        help="recommendation lists kept for users whose reviews did not change (0: off)",
-    )
-    p.add_argument(
-        "--log-level",
-        action=_Given,
-        choices=["critical", "error", "warning", "info", "debug"],
-        default="warning",
-        help="server log level",
-    )
+    _add_server(p, list(REGISTRY), type_default=None, port=8000)
     p.add_argument(
         "--workers",
         action=_Given,
@@ -841,39 +851,11 @@ def build_parser() -> argparse.ArgumentParser:
         "extra.\n\nexample: deepcart deploy --data-tag quickstart --type als --port 7860",
         formatter_class=_Formatter,
     )
-    p.add_argument(
-        "--data-dir", action=_Given, type=Path, default=DEFAULT_DATA_DIR, help="datasets root"
-    )
-    p.add_argument(
-        "--data-tag",
-        action=_Given,
-        default=argparse.SUPPRESS,
-        help="dataset tag (required: this flag or DEEPCART_DATA_TAG)",
-    )
-    p.add_argument("--type", action=_Given, choices=list(REGISTRY), default="als", help="model")
-    p.add_argument(
-        "--model-dir", action=_Given, type=Path, default=DEFAULT_MODEL_DIR, help="models root"
-    )
-    p.add_argument("--host", action=_Given, default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", action=_Given, type=_positive_int, default=7860, help="port")
-    p.add_argument(
-        "--db-url",
-        action=_Given,
-        default=argparse.SUPPRESS,
-        help="SQLAlchemy URL of the review database (default: SQLite at "
-        "<data-dir>/_reviews/<data-tag>.db)",
-    )
+    _add_server(p, list(REGISTRY), type_default="als", port=7860)
     p.add_argument(
         "--share",
         action="store_true",
         help="also ask for a public https link (an ssh reverse tunnel; see above)",
-    )
-    p.add_argument(
-        "--log-level",
-        action=_Given,
-        choices=["critical", "error", "warning", "info", "debug"],
-        default="warning",
-        help="server log level",
     )
     p.set_defaults(func=_cmd_deploy)
 

@@ -312,11 +312,12 @@ class FoldInBatcher:
     """The fold-ins asked for in one turn of the event loop, made by one model call per
     (state, mode, k).
 
-    A fold-in costs mostly per call, not per row (input checks, sparse matrices, the top-k
-    selection): for the benchmark's ALS one row takes 216 us of CPU, eight rows together 70 us
-    each. Under load, requests that arrive together (the users of one GET, the answers to one
-    group commit's reviews coming back for their lists) are folded in together; a lone request
-    waits for one loop callback. Only the event loop's thread uses it.
+    A fold-in costs more per call than per row (input checks, sparse matrices, the top-k selection):
+    for the benchmark's ALS, one row in one call takes about 100-150 us of CPU, eight rows together
+    about 50 us each (``benchmarks/foldin.py``). Under load, requests that arrive together (the
+    users of one GET, the answers to one group commit's reviews coming back for their lists) are
+    folded in together; a lone request waits for one loop callback. Only the event loop's thread
+    uses it.
     """
 
     def __init__(self) -> None:
