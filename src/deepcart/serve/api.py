@@ -517,6 +517,19 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def prepare(settings: Settings) -> ServingState:
+    """What ``serve`` and ``deploy`` do before starting the server, so that a problem is one line
+    before anything is printed: check that the port is free, then load the dataset and models
+    (with one BLAS thread, as the server will score)."""
+    check_port(settings.host, settings.port)
+    limiter = _one_blas_thread()
+    try:
+        return load_state(settings)
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+
+
 #: How often a worker checks whether another worker reloaded (StateHolder.follow).
 FOLLOW_SECONDS = 1.0
 
@@ -605,13 +618,7 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
     run uvicorn."""
     import uvicorn
 
-    check_port(settings.host, settings.port)
-    limiter = _one_blas_thread()
-    try:
-        state = load_state(settings)
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+    state = prepare(settings)
     store = ReviewStore(settings.database_url())
     url = url_of(settings)
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""

@@ -13,10 +13,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from deepcart.serve.api import _one_blas_thread, create_app
-from deepcart.serve.config import Settings, check_port, url_of
+from deepcart.serve.api import create_app, prepare
+from deepcart.serve.config import Settings, url_of
 from deepcart.serve.share import ShareTunnel
-from deepcart.serve.state import load_state
 from deepcart.serve.store import ReviewStore
 
 #: The demo's port unless --port or DEEPCART_PORT says otherwise (Gradio's, as the original).
@@ -50,13 +49,7 @@ def deploy(settings: Settings, *, share: bool = False, echo: Callable[[str], Non
     interrupted. With ``share``, a public link is opened in the background."""
     import uvicorn
 
-    check_port(settings.host, settings.port)
-    limiter = _one_blas_thread()
-    try:
-        state = load_state(settings)
-    finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+    state = prepare(settings)
     worst = "" if "worst" in state.modes else " (worst mode off: no worst-mode model)"
     store = ReviewStore(settings.database_url())
     url = url_of(settings)
