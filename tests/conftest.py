@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,10 +32,18 @@ def amazon_dir() -> Path:
     return SHARED_AMAZON
 
 
+#: How the browser tests start Debian's chromium as root (headless, no sandbox, nothing fetched
+#: in the background).
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium for the browser tests, driven by Playwright through its executable_path
-    (never ``playwright install``: it downloads); tests using it skip, saying what is missing."""
+def chromium() -> dict[str, Any]:
+    """Playwright launch options for Debian's chromium (through its executable_path; never
+    ``playwright install``: it downloads); tests using it skip, saying what is missing."""
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -42,4 +51,4 @@ def chromium() -> str:
     exe = shutil.which("chromium")
     if exe is None:
         pytest.skip("chromium is not on PATH (install it with scripts/setup-test-deps.sh)")
-    return exe
+    return {"executable_path": exe, "headless": True, "args": CHROMIUM_ARGS}

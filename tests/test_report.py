@@ -8,6 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -26,10 +27,6 @@ pytest.importorskip("matplotlib", reason="the report needs the 'report' extra (m
 TAG = "rep"
 XSS = "<script>window.__deepcart_xss = 1</script>"
 #: Headless, no sandbox (root in CI containers), and no traffic of Chromium's own.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -166,9 +163,8 @@ def test_tail_statistics_by_hand() -> None:
 
 @pytest.mark.browser
 def test_report_displays_in_headless_chromium(
-    chromium: str, report_html: Path, tmp_path: Path
+    chromium: dict[str, Any], report_html: Path, tmp_path: Path
 ) -> None:
-    exe = chromium
     from playwright.sync_api import sync_playwright
 
     requests: list[str] = []
@@ -177,9 +173,7 @@ def test_report_displays_in_headless_chromium(
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"),  # a fresh user data dir
-            executable_path=exe,
-            headless=True,
-            args=CHROMIUM_ARGS,
+            **chromium,
             viewport={"width": 1280, "height": 1400},
             timeout=60_000,
         )

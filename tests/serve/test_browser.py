@@ -5,8 +5,9 @@ aborted and recorded. Every wait is for a DOM state, never for time."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,10 +18,6 @@ from .conftest import TAG, World
 from .demo_process import DemoProcess, free_port
 
 #: Headless, no sandbox (root in CI containers), and no traffic of Chromium's own.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]  # fmt: skip
 WORST_TAGLINE = "You've seen the best products Amazon has to offer, but have you seen the worst?"
 CARDS = "#gallery .card-button"
 
@@ -46,19 +43,9 @@ def _gallery(page) -> list[str]:  # noqa: ANN001
     return page.eval_on_selector_all(CARDS, "bs => bs.map(b => b.dataset.asin)")
 
 
-def _wait_ready(page, mode: str, fallback: bool) -> None:  # noqa: ANN001
-    page.wait_for_selector(
-        f'#gallery[data-state="ready"][data-mode="{mode}"][data-fallback="{str(fallback).lower()}"]'
-    )
-
-
-@pytest.mark.browser
-def test_demo_in_headless_chromium(chromium: str, demo: str, world: World, tmp_path: Path) -> None:
-    exe = chromium
-    from playwright.sync_api import sync_playwright
-
-    outside: list[str] = []
-    errors: list[str] = []
+def _only_this_server(outside: list[str]) -> Callable[[Any], None]:
+    """A Playwright route handler: requests to 127.0.0.1 go on; any other is aborted and its
+    URL recorded in ``outside``."""
 
     def route(r) -> None:  # noqa: ANN001
         if urlsplit(r.request.url).hostname != "127.0.0.1":
@@ -67,12 +54,30 @@ def test_demo_in_headless_chromium(chromium: str, demo: str, world: World, tmp_p
         else:
             r.continue_()
 
+    return route
+
+
+def _wait_ready(page, mode: str, fallback: bool) -> None:  # noqa: ANN001
+    page.wait_for_selector(
+        f'#gallery[data-state="ready"][data-mode="{mode}"][data-fallback="{str(fallback).lower()}"]'
+    )
+
+
+@pytest.mark.browser
+def test_demo_in_headless_chromium(
+    chromium: dict[str, Any], demo: str, world: World, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    outside: list[str] = []
+    errors: list[str] = []
+
+    route = _only_this_server(outside)
+
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "profile"),  # a fresh user data dir: a first visit
-            executable_path=exe,
-            headless=True,
-            args=CHROMIUM_ARGS,
+            **chromium,
             viewport={"width": 1400, "height": 1000},
             timeout=60_000,
         )
@@ -174,7 +179,9 @@ def test_demo_in_headless_chromium(chromium: str, demo: str, world: World, tmp_p
 
 
 @pytest.mark.browser
-def test_api_docs_render_offline_and_try_it_out_answers(chromium: str, demo: str) -> None:
+def test_api_docs_render_offline_and_try_it_out_answers(
+    chromium: dict[str, Any], demo: str
+) -> None:
     """/docs (Swagger UI) renders the OpenAPI 3.1 spec from this server's files alone, and "Try
     it out" on /recommendations, prefilled with the spec's example, gets a 200."""
     from playwright.sync_api import sync_playwright
@@ -184,15 +191,10 @@ def test_api_docs_render_offline_and_try_it_out_answers(chromium: str, demo: str
     outside: list[str] = []
     errors: list[str] = []
 
-    def route(r) -> None:  # noqa: ANN001
-        if urlsplit(r.request.url).hostname != "127.0.0.1":
-            outside.append(r.request.url)
-            r.abort()
-        else:
-            r.continue_()
+    route = _only_this_server(outside)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(**chromium)
         try:
             page = browser.new_page()
             page.route("**/*", route)
