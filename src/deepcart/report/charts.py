@@ -75,14 +75,7 @@ def fig_ratings(plt: Any, ratings: list[tuple[float, int]]) -> Figure:
     ys = [c for _, c in ratings]
     colors = [RATING_COLORS.get(int(round(r)), MUTED_COLOR) for r in xs]
     bars = ax.bar([f"{r:g}★" for r in xs], ys, color=colors)
-    for bar, c in zip(bars, ys, strict=True):
-        ax.annotate(
-            f"{100 * c / total:.1f}%",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=9,
-        )
+    ax.bar_label(bars, labels=[f"{100 * c / total:.1f}%" for c in ys], fontsize=9)
     ax.set_ylabel("reviews")
     ax.set_title("Ratings")
     _style(ax)
@@ -162,14 +155,7 @@ def fig_price(plt: Any, prices: list[float], bands: list[tuple[str, int, int, fl
     bars = ax.bar(labels, [n for _, _, n, _ in bands], color=BEST_COLOR)
     if labels[-1] == "no price":
         bars[-1].set_color(MUTED_COLOR)
-    for bar, (_, _, _, mean) in zip(bars, bands, strict=True):
-        ax.annotate(
-            f"{mean:.2f}★",
-            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-            ha="center",
-            va="bottom",
-            fontsize=8,
-        )
+    ax.bar_label(bars, labels=[f"{mean:.2f}★" for _, _, _, mean in bands], fontsize=8)
     ax.set_ylabel("reviews")
     ax.set_title("Reviews per price band (label: mean rating)", fontsize=10)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
@@ -196,13 +182,7 @@ def fig_categories(
         counts = [n for _, _, n, _ in data][::-1]
         means = [m for _, _, _, m in data][::-1]
         bars = ax.barh(names, counts, color=BEST_COLOR)
-        for bar, mean in zip(bars, means, strict=True):
-            ax.annotate(
-                f" {mean:.2f}★",
-                (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-                va="center",
-                fontsize=8,
-            )
+        ax.bar_label(bars, labels=[f" {mean:.2f}★" for mean in means], fontsize=8)
         ax.set_ylim(len(data) - rows - 0.5, len(data) - 0.5)  # same bar height in both panels
         ax.set_xlabel("reviews")
         ax.set_title(title, fontsize=10)
@@ -251,13 +231,7 @@ def fig_funnel(plt: Any, steps: list[tuple[str, int]]) -> Figure:
     # Bottom to top: written (green), the filtering steps (blue), read (grey).
     colors = ["#2f855a"] + [BEST_COLOR] * (len(values) - 2) + [MUTED_COLOR]
     bars = ax.barh(labels, values, color=colors)
-    for bar, v in zip(bars, values, strict=True):
-        ax.annotate(
-            f" {v:,} ({100 * v / top:.1f}%)",
-            (bar.get_width(), bar.get_y() + bar.get_height() / 2),
-            va="center",
-            fontsize=9,
-        )
+    ax.bar_label(bars, labels=[f" {v:,} ({100 * v / top:.1f}%)" for v in values], fontsize=9)
     ax.set_xlabel("reviews")
     ax.margins(x=0.22)
     _style(ax)
