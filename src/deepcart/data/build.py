@@ -230,30 +230,23 @@ def build_dataset(
                 items_path, "items", "--items-file", ingest_tmp, on_bad_lines, progress, echo
             )
         if engine == "spark":
-            from deepcart.data.engine_spark import run_build as run_spark
+            from deepcart.data.engine_spark import run_build
 
-            counts = run_spark(
-                review_files,
-                items_parquet,
-                staging.reviews,
-                staging.items,
-                params,
-                temp_dir=spill,
-                echo=echo,
-                spark_master=spark_master,
-            )
+            engine_options: dict[str, Any] = {"spark_master": spark_master}
         else:
             from deepcart.data.engine_duckdb import run_build
 
-            counts = run_build(
-                review_files,
-                items_parquet,
-                staging.reviews,
-                staging.items,
-                params,
-                temp_dir=spill,
-                echo=echo,
-            )
+            engine_options = {}
+        counts = run_build(
+            review_files,
+            items_parquet,
+            staging.reviews,
+            staging.items,
+            params,
+            temp_dir=spill,
+            echo=echo,
+            **engine_options,
+        )
         for line in _report_lines(counts, params):
             echo(line)
         _check_not_empty(counts, params, reviews_file)
