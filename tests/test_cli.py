@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,20 @@ def test_quickstart_small(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert (ds / "manifest.json").is_file()
     assert pq.read_table(ds / "reviews.parquet").num_rows > 1000
     assert "Next:" in out and "Wrote 'quickstart' dataset" in out
+
+
+def test_quickstart_on_a_busy_port_stops_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code = main(["quickstart", "--workdir", str(tmp_path), "--port", str(port), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"--port {port}: cannot listen on 127.0.0.1:{port}" in err
+    assert not (tmp_path / "data").exists()  # nothing synthesized or built
 
 
 def test_ingest_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
