@@ -37,11 +37,27 @@ def fast(name: str, tmp_path: Path, **params: object) -> Recommender:
 @pytest.mark.parametrize("name", NEURAL)
 def test_same_seed_same_weights_other_seed_other_weights(name: str, tmp_path: Path) -> None:
     x = planted()
-    a = fast(name, tmp_path).fit(x).score(x[:10])
-    b = fast(name, tmp_path).fit(x).score(x[:10])
-    c = fast(name, tmp_path, seed=1).fit(x).score(x[:10])
+    a = fast(name, tmp_path, device="cpu").fit(x).score(x[:10])
+    b = fast(name, tmp_path, device="cpu").fit(x).score(x[:10])
+    c = fast(name, tmp_path, device="cpu", seed=1).fit(x).score(x[:10])
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", NEURAL)
+def test_on_cuda_the_same_seed_gives_the_same_model_up_to_rounding(
+    name: str, tmp_path: Path
+) -> None:
+    # cuSPARSE and cuBLAS may sum in another order from run to run: equal up to float32
+    # rounding, not bit for bit (the module's docstring says so).
+    x = planted()
+    a = fast(name, tmp_path, device="cuda").fit(x)
+    assert next(a.net_.parameters()).device.type == "cuda"
+    b = fast(name, tmp_path, device="cuda").fit(x).score(x[:10])
+    c = fast(name, tmp_path, device="cuda", seed=1).fit(x).score(x[:10])
+    np.testing.assert_allclose(a.score(x[:10]), b, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(b, c, rtol=1e-4, atol=1e-5)
 
 
 def test_fit_leaves_the_global_rng_alone(tmp_path: Path) -> None:
@@ -134,7 +150,8 @@ def test_early_stopping_stops_and_restores_the_best_epoch(tmp_path: Path) -> Non
     assert model.best_epoch_ == best + 1
     assert model.epochs_run_ == model.best_epoch_ + 3  # patience epochs without a better NDCG
     # The weights are the best epoch's: scoring the validation users again gives its NDCG.
-    assert model._val_ndcg(model.net_, torch.device("cpu"), val_in, val_check) == pytest.approx(
+    device = next(model.net_.parameters()).device  # the GPU's where there is one
+    assert model._val_ndcg(model.net_, device, val_in, val_check) == pytest.approx(
         ndcg[best], abs=1e-6
     )
 
