@@ -8,6 +8,7 @@ Tiny data and few epochs, one torch thread: fast.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,14 @@ def test_on_cuda_the_same_seed_gives_the_same_model_up_to_rounding(
     c = fast(name, tmp_path, device="cuda", seed=1).fit(x).score(x[:10])
     np.testing.assert_allclose(a.score(x[:10]), b, rtol=1e-4, atol=1e-5)
     assert not np.allclose(b, c, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_fit_and_score_warn_nothing(name: str) -> None:
+    # torch 2.11 warned on a process's first sparse batch (run this test alone to see it there)
+    with warnings.catch_warnings(record=True) as caught:
+        fast(name, Path("unused"), log_dir=None, epochs=2).fit(planted()).score(planted()[:3])
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
 
 
 def test_fit_leaves_the_global_rng_alone(tmp_path: Path) -> None:

@@ -53,6 +53,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,6 +171,10 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
+#: Whether SparseBatch.linear has made a sparse tensor in this process (see there).
+_first_sparse_made = False
+
+
 class SparseBatch:
     """A mini-batch of CSR rows as torch tensors: per stored entry its row, column and value.
 
@@ -217,12 +222,20 @@ class SparseBatch:
         """``layer(x)`` for the dense ``x`` these entries stand for, computed sparsely."""
         import torch
 
-        x = torch.sparse_coo_tensor(
-            torch.stack([self.rows, self.cols]),
-            self.values,
-            (self.n_rows, self.n_cols),
-            check_invariants=False,
-        )
+        global _first_sparse_made
+        # The indices come from a CSR matrix, valid by construction: no invariant checks.
+        args = (torch.stack([self.rows, self.cols]), self.values, (self.n_rows, self.n_cols))
+        if _first_sparse_made:
+            x = torch.sparse_coo_tensor(*args, check_invariants=False)
+        else:
+            # torch 2.11 warns once per process, at the first sparse tensor, that the checks are
+            # "implicitly disabled" although they are disabled explicitly: silence that warning
+            # for that one call (a global filter set at import would not survive every caller's
+            # own warning settings, such as pytest's).
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Sparse invariant checks", UserWarning)
+                x = torch.sparse_coo_tensor(*args, check_invariants=False)
+            _first_sparse_made = True
         return torch.sparse.mm(x, layer.weight.t()) + layer.bias
 
     def gather(self, dense: torch.Tensor) -> torch.Tensor:
