@@ -106,3 +106,45 @@ def test_serve_on_a_busy_port_is_one_line_before_serving(world: World, tmp_path:
     assert done.returncode == 2 and done.stdout == "", (done.stdout, done.stderr)
     assert done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"deepcart: error: --port {port}: cannot listen on 127.0.0.1:")
+
+
+def test_the_port_is_held_while_the_models_load(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve and deploy listen before they load: no other process can take the port meanwhile,
+    and a client that connects during the load waits in the backlog instead of being refused."""
+    from deepcart.serve import api
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    during: list[str] = []
+    real = api.load_state
+
+    def loading(settings: object) -> object:
+        with socket.socket() as other:
+            other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError):
+                other.bind(("127.0.0.1", port))
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            during.append("queued")
+        return real(settings)
+
+    monkeypatch.setattr(api, "load_state", loading)
+    settings = load_settings(
+        data_dir=world.data_dir, model_dir=world.model_dir, data_tag=TAG, type="als",
+        port=port, db_url=f"sqlite:///{tmp_path / 'r.db'}",
+    )  # fmt: skip
+    state, sock = api.prepare(settings)
+    try:
+        assert during == ["queued"] and sock.getsockname()[1] == port
+        assert "als" in state.describe()
+    finally:
+        sock.close()
+    # A load that fails releases the port.
+    monkeypatch.setattr(api, "load_state", lambda s: (_ for _ in ()).throw(InputError("boom")))
+    with pytest.raises(InputError, match="boom"):
+        api.prepare(settings)
+    with socket.socket() as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind(("127.0.0.1", port))

@@ -26,6 +26,8 @@ import logging
 import os
 import re
 import secrets
+import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -40,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepcart import __version__
 from deepcart.errors import DeepCartError
-from deepcart.serve.config import Settings, check_port, settings_env, url_of
+from deepcart.serve.config import Settings, listen_on, settings_env, url_of
 from deepcart.serve.docs import mount_docs
 from deepcart.serve.schemas import (
     ASIN_PATTERN,
@@ -517,17 +519,43 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def prepare(settings: Settings) -> ServingState:
+def prepare(settings: Settings) -> tuple[ServingState, socket.socket]:
     """What ``serve`` and ``deploy`` do before starting the server, so that a problem is one line
-    before anything is printed: check that the port is free, then load the dataset and models
-    (with one BLAS thread, as the server will score)."""
-    check_port(settings.host, settings.port)
+    before anything is printed: listen on the port (held from now on: see
+    :func:`~deepcart.serve.config.listen_on`), then load the dataset and models (with one BLAS
+    thread, as the server will score). Returns the state and the listening socket, which
+    :func:`run_server` hands to uvicorn."""
+    sock = listen_on(settings.host, settings.port)
     limiter = _one_blas_thread()
     try:
-        return load_state(settings)
+        return load_state(settings), sock
+    except BaseException:
+        sock.close()
+        raise
     finally:
         if limiter is not None:
             limiter.restore_original_limits()
+
+
+def run_server(app: FastAPI, settings: Settings, sock: socket.socket) -> None:
+    """Serve ``app`` with uvicorn on the socket :func:`prepare` holds, until interrupted;
+    exit with uvicorn's startup-failure status (3) when the app does not start."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        sys.exit(3)
 
 
 #: How often a worker checks whether another worker reloaded (StateHolder.follow).
@@ -618,7 +646,7 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
     run uvicorn."""
     import uvicorn
 
-    state = prepare(settings)
+    state, sock = prepare(settings)
     store = ReviewStore(settings.database_url())
     url = url_of(settings)
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""
@@ -635,12 +663,14 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
     }
     with contextlib.suppress(KeyboardInterrupt):
         if settings.workers == 1:
-            uvicorn.run(create_app(settings, state=state, store=store), **run)
+            run_server(create_app(settings, state=state, store=store), settings, sock)
         else:
             # Worker processes build their app from the environment (app_from_env): hand them
             # these settings as DEEPCART_* variables. What was loaded here was the check.
+            # uvicorn's supervisor binds the port itself: release it just before.
             del state
             store.close()
+            sock.close()
             os.environ.update(settings_env(settings))
             uvicorn.run(
                 "deepcart.serve.api:app_from_env", factory=True, workers=settings.workers, **run

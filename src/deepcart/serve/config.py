@@ -116,16 +116,28 @@ def url_of(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def check_port(host: str, port: int) -> None:
-    """Fail in one line when ``host:port`` cannot be listened on (in use, or not an address
-    of this machine): ``serve`` and ``deploy`` call it before any loading or printing."""
+def listen_on(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port``, held from before the loading until the server takes
+    it over (so no other process can take the port in between: connections that arrive while
+    the models load wait in the backlog); or the one-line error when the port is in use or
+    ``host`` is not an address of this machine."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise InputError(
-                f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
-                "choose another with --port"
-            ) from None
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)  # uvicorn's default backlog
+    except OSError as exc:
+        sock.close()
+        raise InputError(
+            f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+            "choose another with --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail in one line when ``host:port`` cannot be listened on (quickstart checks the demo's
+    port before it synthesizes anything); :func:`listen_on` when the socket is to be kept."""
+    listen_on(host, port).close()

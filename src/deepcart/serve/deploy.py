@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
-from deepcart.serve.api import create_app, prepare
+from deepcart.serve.api import create_app, prepare, run_server
 from deepcart.serve.config import Settings, url_of
 from deepcart.serve.share import ShareTunnel
 from deepcart.serve.store import ReviewStore
@@ -47,9 +47,7 @@ def _term_is_interrupt() -> Iterator[None]:
 def deploy(settings: Settings, *, share: bool = False, echo: Callable[[str], None] = _say) -> None:
     """Load the dataset and models (a problem is one line), print the URL, serve until
     interrupted. With ``share``, a public link is opened in the background."""
-    import uvicorn
-
-    state = prepare(settings)
+    state, sock = prepare(settings)
     worst = "" if "worst" in state.modes else " (worst mode off: no worst-mode model)"
     store = ReviewStore(settings.database_url())
     url = url_of(settings)
@@ -58,13 +56,7 @@ def deploy(settings: Settings, *, share: bool = False, echo: Callable[[str], Non
     tunnel = ShareTunnel(settings.port, host=settings.host, echo=echo).start() if share else None
     try:
         with contextlib.suppress(KeyboardInterrupt), _term_is_interrupt():
-            uvicorn.run(
-                create_app(settings, state=state, store=store),
-                host=settings.host,
-                port=settings.port,
-                log_level=settings.log_level,
-                access_log=False,
-            )
+            run_server(create_app(settings, state=state, store=store), settings, sock)
     finally:
         if tunnel is not None:
             tunnel.close()
