@@ -642,10 +642,8 @@ def app_from_env() -> FastAPI:
 
 
 def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
-    """``deepcart serve``: check the port and load everything (a problem is one line), then
+    """``deepcart serve``: listen on the port and load everything (a problem is one line), then
     run uvicorn."""
-    import uvicorn
-
     state, sock = prepare(settings)
     store = ReviewStore(settings.database_url())
     url = url_of(settings)
@@ -655,12 +653,6 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
         f"(docs: {url}/docs; reviews: {store.url!r}; "
         f"admin endpoints {'on' if settings.admin_token else 'off'})"
     )
-    run = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "access_log": False,
-    }
     with contextlib.suppress(KeyboardInterrupt):
         if settings.workers == 1:
             run_server(create_app(settings, state=state, store=store), settings, sock)
@@ -672,7 +664,15 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
             store.close()
             sock.close()
             os.environ.update(settings_env(settings))
+            import uvicorn
+
             uvicorn.run(
-                "deepcart.serve.api:app_from_env", factory=True, workers=settings.workers, **run
+                "deepcart.serve.api:app_from_env",
+                factory=True,
+                workers=settings.workers,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level,
+                access_log=False,
             )
     store.close()
