@@ -23,8 +23,8 @@ def atomic_path(final: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """
     final = Path(final)
     tmp = None
+    make_dirs(final.parent, f"cannot write {final}")
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
         os.close(fd)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; outputs are ordinary shared files
@@ -46,6 +46,20 @@ def atomic_path(final: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def make_dirs(path: str | Path, what: str) -> Path:
+    """``mkdir -p path``; a failure (an ancestor that is a file, a read-only place) becomes an
+    :class:`InputError` that starts with ``what`` and names the ancestor that is not a folder."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise InputError(f"{what}: {blocker} exists and is not a directory") from None
+    except OSError as exc:
+        raise InputError(f"{what}: {exc.strerror or exc}") from None
+    return path
 
 
 def _cannot_write(final: Path, exc: OSError) -> InputError:

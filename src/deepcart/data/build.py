@@ -26,7 +26,7 @@ from deepcart.data.engine_duckdb import BuildParams
 from deepcart.data.paths import DatasetPaths, dataset_paths
 from deepcart.data.schema import KIND_KEY, parquet_kind
 from deepcart.errors import InputError
-from deepcart.fsutil import sha256_file
+from deepcart.fsutil import make_dirs, sha256_file
 
 MANIFEST_VERSION = 1
 ENGINES = ("duckdb", "spark")
@@ -193,8 +193,7 @@ def build_dataset(
     )
     params = BuildParams(min_interactions, min_ratings, sample_n, seed, k_core)
 
-    out_root = Path(output_dir)
-    out_root.mkdir(parents=True, exist_ok=True)
+    out_root = make_dirs(output_dir, "--output-dir")
     work = Path(tempfile.mkdtemp(prefix=f".{tag}.building-", dir=out_root))
     try:
         staging = DatasetPaths(work / "dataset")

@@ -65,6 +65,8 @@ class SplitParams:
             raise InputError(
                 f"--split: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
             )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InputError(f"--seed: expected a non-negative integer, got {self.seed!r}")
         if not 0 < self.holdout < 1:
             raise InputError(f"--holdout: expected a fraction in (0, 1), got {self.holdout}")
         if self.holdout_by not in ("random", "time"):

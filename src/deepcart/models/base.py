@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from deepcart import __version__
 from deepcart.errors import DeepCartError, InputError
 from deepcart.eval.metrics import top_k
-from deepcart.fsutil import atomic_path, atomic_write_text
+from deepcart.fsutil import atomic_path, atomic_write_text, make_dirs
 
 FORMAT_VERSION = 1
 
@@ -263,8 +263,7 @@ class Recommender(ABC):
     def save(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
         """Write ``model.json`` and ``arrays.npz`` into the directory ``path``."""
         self._check_fitted()
-        root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
+        root = make_dirs(path, f"cannot save the model to {path}")
         arrays = {"n_items_": np.asarray(self.n_items_), **self._state()}
         with atomic_path(root / "arrays.npz", suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
