@@ -8,7 +8,9 @@ Measures, in one run, on the same file:
    (``--pandas-fraction`` times only the first part of the file and extrapolates, and says so).
 
 It prints the throughput of each in MB/s of uncompressed JSON, the ratios against the targets
-(ingest >= 0.5x the gzip floor, >= 10x pandas) and the peak RSS (target < 1.5 GB).
+(ingest >= 0.5x the gzip floor, >= 10x pandas) and the peak RSS (target < 1.5 GB), and where
+ingest's time went (``IngestReport.stages``: the reader, scanner and writer threads' CPU time,
+the writer's and the parsing thread's busy time).
 
 Example::
 
@@ -45,7 +47,8 @@ c0, t0 = cpu(), time.perf_counter()
 report = ingest_file(sys.argv[1], sys.argv[2], progress=False)
 seconds, cpu_s = time.perf_counter() - t0, cpu() - c0
 print(json.dumps({"seconds": seconds, "cpu": cpu_s, "summary": report.summary(),
-                  "lines": report.lines_read, "rows": report.rows_written}))
+                  "lines": report.lines_read, "rows": report.rows_written,
+                  "stages": report.stages}))
 """
 
 
@@ -185,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'deepcart ingest_file':<34}{ingest_s:>8.2f}{mbs / ingest_s:>8.1f}{ingest_cpu:>8.2f}")
     print(f"  (child process incl. interpreter start and imports: {wall:.2f} s wall)")
     print(f"  {result['summary']}")
+    st = result["stages"]
+    print(
+        f"  stages: reader {st['read_cpu']:.2f} CPU s (inflate, cut blocks), scanner "
+        f"{st['scan_cpu']:.2f}, writer {st['write_cpu']:.2f} ({st['write_busy']:.2f} s busy), "
+        f"main thread parsing {st['parse_busy']:.2f} s busy; the rest of the CPU time is "
+        "PyArrow's threads"
+    )
     if args.repeat > 1:
         print(f"  (fastest of {args.repeat} interleaved runs each)")
 

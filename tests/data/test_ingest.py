@@ -240,6 +240,16 @@ def test_reviews_2023(tmp_path: Path, out: Path, gz: bool) -> None:
     }
 
 
+def test_the_report_says_where_the_time_went(tmp_path: Path, out: Path) -> None:
+    src = write(tmp_path, "Electronics.jsonl.gz", jsonl([review23(i) for i in range(500)]), gz=True)
+    stages = ingest_file(src, out).stages
+    names = {"read_cpu", "scan_cpu", "parse_busy", "write_cpu", "write_busy"}
+    assert set(stages) == names and all(v >= 0 for v in stages.values())
+    assert stages["parse_busy"] > 0 and stages["write_busy"] > 0
+    parquet = ingest_file(out / "Electronics.parquet", tmp_path / "again").stages
+    assert set(parquet) == {"write_cpu", "write_busy"}
+
+
 def test_gzip_is_detected_from_the_magic_bytes(tmp_path: Path, out: Path) -> None:
     src = write(tmp_path, "reviews.data", jsonl([review23(0)]), gz=True)
     assert detect_format(src).compression == "gzip"

@@ -68,6 +68,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -131,6 +132,12 @@ class IngestReport:
     lines_read: int
     rows_written: int
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Where the time went, in seconds (for benchmarks/ingest.py): ``read_cpu``, ``scan_cpu``,
+    #: ``write_cpu`` (CPU time of the reader, scanner and writer threads), ``write_busy`` (wall
+    #: time the writer spent encoding), ``parse_busy`` (wall time the caller's thread spent
+    #: parsing, converting and checking blocks and handing them to the writer, which waits
+    #: when the writer is behind). Only ``write_*`` for Parquet input.
+    stages: dict[str, float] = field(default_factory=dict)
 
     @property
     def lines_skipped(self) -> int:
@@ -233,6 +240,7 @@ def ingest_file(
         lines_read=run.lines_read,
         rows_written=sink.rows,
         skipped=dict(run.skipped),
+        stages={**run.stages, **sink.stages},
     )
     if report.lines_read != report.rows_written + report.lines_skipped:  # pragma: no cover
         raise AssertionError(f"ingest lost count of lines: {report}")
@@ -331,6 +339,7 @@ class _Blocks:
         self.gz = gz
         self.block_size = block_size
         self.raw_bytes = [0]
+        self.cpu: dict[str, float] = {}  # thread CPU seconds: 'read_cpu', 'scan_cpu'
         self._raw: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -366,6 +375,12 @@ class _Blocks:
         return False
 
     def _scan(self) -> None:
+        try:
+            self._scan_blocks()
+        finally:
+            self.cpu["scan_cpu"] = time.thread_time()
+
+    def _scan_blocks(self) -> None:
         while not self._stop.is_set():
             try:
                 item = self._raw.get(timeout=0.1)
@@ -380,6 +395,12 @@ class _Blocks:
                 return
 
     def _produce(self) -> None:
+        try:
+            self._produce_blocks()
+        finally:
+            self.cpu["read_cpu"] = time.thread_time()
+
+    def _produce_blocks(self) -> None:
         parts: list[bytes] = []
         size = 0
         first = True
@@ -694,6 +715,7 @@ class _Sink:
         self.rows = 0
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
+        self.stages = {"write_busy": 0.0}
         self._thread = threading.Thread(target=self._write, name="deepcart-ingest-write")
         self._thread.daemon = True
         self._thread.start()
@@ -701,10 +723,13 @@ class _Sink:
     def _write(self) -> None:
         while (table := self._queue.get()) is not None:
             if self._error is None:
+                started = time.perf_counter()
                 try:
                     self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
                 except BaseException as exc:  # re-raised in the caller's thread
                     self._error = exc
+                self.stages["write_busy"] += time.perf_counter() - started
+        self.stages["write_cpu"] = time.thread_time()
 
     def add(self, table: pa.Table) -> None:
         if self._error is not None:
@@ -753,6 +778,7 @@ class _Run:
         self.block_size = block_size
         self.lines_read = 0
         self.skipped: Counter[str] = Counter()
+        self.stages: dict[str, float] = {}
         self.sink: _Sink | None = None
         if plan.kind == "reviews":
             self.sources = dict(zip(REQUIRED_REVIEW_FIELDS, REQUIRED_REVIEW_FIELDS, strict=True))
@@ -787,6 +813,7 @@ class _Run:
         handle = self._csv_block if self.plan.csv else self._json_block
         line_no = 0
         done = 0
+        busy = 0.0
         with (
             self._bar(progress, self.path.stat().st_size, "B") as bar,
             _Blocks(self.path, self.plan.gz, self.block_size) as blocks,
@@ -795,10 +822,13 @@ class _Run:
                 if isinstance(item, _Fault):
                     self._fault(item, line_no)
                     break
+                started = time.perf_counter()
                 handle(item, line_no + 1)
+                busy += time.perf_counter() - started
                 line_no += item.n_lines
                 bar.update(blocks.raw_bytes[0] - done)
                 done = blocks.raw_bytes[0]
+        self.stages = {**blocks.cpu, "parse_busy": busy}
         if self.lines_read == 0 and not self.skipped:
             raise DataFormatError(self.path, None, "empty file: no records")
 
