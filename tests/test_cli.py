@@ -113,3 +113,79 @@ def test_unwritable_out_names_the_users_path(tmp_path: Path, capsys: pytest.Capt
         assert main([*argv, "--out", out]) == 2
         err = capsys.readouterr().err
         assert err == f"deepcart: error: cannot write {out}: No such file or directory\n", argv
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MemoryError("Unable to allocate 55.5 GiB for an array with shape (149, 100000000)"),
+        RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried to"),
+    ],
+)
+def test_out_of_memory_is_one_line_exit_2(
+    exc: Exception, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """--params '{"factors": 100000000}' (numpy) or a vae's '{"latent_dim": 100000000}' (torch)
+    ended in a traceback with exit 1; any other RuntimeError is still a bug to see."""
+    import deepcart.training
+
+    def too_big(**kwargs: object) -> None:
+        raise exc
+
+    monkeypatch.setattr(deepcart.training, "train_model", too_big)
+    code = main(["train", "--data-tag", "t", "--type", "als", "--params", '{"factors": 100000000}'])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"deepcart: error: out of memory ({str(exc)[:20]}")
+
+    def bug(**kwargs: object) -> None:
+        raise RuntimeError("some bug")
+
+    monkeypatch.setattr(deepcart.training, "train_model", bug)
+    with pytest.raises(RuntimeError, match="some bug"):
+        main(["train", "--data-tag", "t", "--type", "als"])
+
+
+def test_export_reviews_into_the_dataset_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # --out data/t/reviews.parquet used to replace the dataset's reviews with the stored ones.
+    pytest.importorskip("sqlalchemy", reason="export-reviews needs the 'serve' extra")
+    from deepcart.serve.store import ReviewStore
+
+    build_dataset(
+        reviews_file=_toy(tmp_path), items_file=None, output_dir=tmp_path / "data", tag="t",
+        min_interactions=1, min_ratings=1, echo=lambda s: None,
+    )  # fmt: skip
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    ReviewStore(db).close()
+    reviews = tmp_path / "data" / "t" / "reviews.parquet"
+    before = reviews.read_bytes()
+    argv = ["export-reviews", "--data-dir", str(tmp_path / "data"), "--data-tag", "t",
+            "--db-url", db, "--out", str(reviews)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out: {reviews} is inside the folder of dataset 't'" in err
+    assert reviews.read_bytes() == before
+
+
+def test_a_path_that_cannot_be_used_is_one_line_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A file this user may not read, or a file where a folder goes (a vae's log_dir that is a
+    file) ended in a PermissionError or NotADirectoryError traceback."""
+    import deepcart.training
+
+    for exc in (
+        PermissionError(13, "Permission denied", "data/processed/t/reviews.parquet"),
+        NotADirectoryError(20, "Not a directory", "afile/vae-20261122-221553-1"),
+    ):
+
+        def fail(exc: OSError = exc, **kwargs: object) -> None:
+            raise exc
+
+        monkeypatch.setattr(deepcart.training, "train_model", fail)
+        assert main(["train", "--data-tag", "t", "--type", "popular"]) == 2
+        assert capsys.readouterr().err == (
+            f"deepcart: error: cannot use {exc.filename}: {exc.strerror}\n"
+        )

@@ -46,3 +46,14 @@ def test_other_files_errors_pass_through(tmp_path: Path) -> None:
         missing.read_text()
     assert exc.value.filename == str(missing)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sub", ["x.txt", "deeper/x.txt"])
+def test_a_file_in_place_of_a_folder_is_named(tmp_path: Path, sub: str) -> None:
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    final = blocker / sub
+    with pytest.raises(InputError) as exc:
+        atomic_write_text(final, "x")
+    assert str(exc.value) == f"cannot write {final}: {blocker} exists and is not a directory"
+    assert blocker.read_text() == "not a folder"

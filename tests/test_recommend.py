@@ -13,6 +13,7 @@ from deepcart.cli import main
 from deepcart.data.build import build_dataset
 from deepcart.data.mining import excerpt, worst_reviews
 from deepcart.data.schema import schema_for
+from deepcart.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +153,143 @@ def test_summary_line_counts_one_user_in_the_singular(
     )  # fmt: skip
     assert code == 0
     assert f"Wrote 1 recommendation for 1 user to {out} (" in capsys.readouterr().out
+
+
+def test_users_file_forms(root: Path, capsys: pytest.CaptureFixture) -> None:
+    """A BOM, a CSV whose user_id is not the first column or is quoted, integer ids in Parquet:
+    each used to lose users silently (or, for the integers, end in a traceback)."""
+    assert main(["train", *_common(root), "--type", "popular", "--split", "none"]) == 0
+    out = root / "forms.csv"
+
+    def run(users: Path) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(["recommend", *_common(root), "--type", "popular", "--k", "1",
+                     "--users", str(users), "--out", str(out)])  # fmt: skip
+        got = capsys.readouterr()
+        return code, got.out, got.err
+
+    forms = {
+        "bom.txt": "\ufeffu01\n\n  u02  \r\n".encode(),
+        "bom.csv": '\ufeffuser_id,note\nu01,a\n"u02",b\n'.encode(),
+        "second.csv": b'parent_asin,"user_id"\ni0,u01\ni1,"u02"\n',
+    }
+    for name, data in forms.items():
+        (root / name).write_bytes(data)
+        code, stdout, _ = run(root / name)
+        assert code == 0 and "Skipping" not in stdout, name
+        assert {r["user_id"] for r in pacsv.read_csv(out).to_pylist()} == {"u01", "u02"}, name
+    categorical = pa.array(["u01", "u02", "u01"]).dictionary_encode()  # as pandas writes it
+    pq.write_table(pa.table({"user_id": categorical}), root / "dict.parquet")
+    code, stdout, _ = run(root / "dict.parquet")
+    assert code == 0 and "Skipping" not in stdout
+    assert {r["user_id"] for r in pacsv.read_csv(out).to_pylist()} == {"u01", "u02"}
+    pq.write_table(pa.table({"user_id": [1, 2]}), root / "ints.parquet")
+    code, stdout, _ = run(root / "ints.parquet")
+    assert code == 0 and "Skipping 2 of 2 listed users" in stdout
+    (root / "empty.txt").write_text("\n \n")
+    code, _, err = run(root / "empty.txt")
+    assert (
+        code == 2 and err == f"deepcart: error: --users: {root / 'empty.txt'} lists no user ids\n"
+    )
+    code, _, err = run(root)
+    assert code == 2 and "is a directory" in err
+    (root / "long.txt").write_text("x" * 200_000 + "\nu01\n")  # over csv's field limit: no CSV
+    assert run(root / "long.txt")[0] == 0
+    (root / "long.csv").write_text("user_id\n" + "x" * 200_000 + "\n")
+    code, _, err = run(root / "long.csv")
+    assert code == 2 and "long.csv is not a readable CSV (field larger than field limit" in err
+
+
+def test_k_beyond_the_catalog_is_capped(root: Path, capsys: pytest.CaptureFixture) -> None:
+    # Was a numpy MemoryError traceback: the padded (users x k) arrays were allocated.
+    assert main(["train", *_common(root), "--type", "popular", "--split", "none"]) == 0
+    out = root / "huge.parquet"
+    code = main(["recommend", *_common(root), "--type", "popular", "--k", "1000000000",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0
+    six = root / "six.parquet"  # the whole catalog: the same lists
+    code = main(["recommend", *_common(root), "--type", "popular", "--k", "6", "--out", str(six)])
+    assert code == 0
+    assert pq.read_table(out).equals(pq.read_table(six)) and pq.read_table(out).num_rows == 40
+
+
+def test_a_model_of_another_dataset_version_or_type_is_refused(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A model fit before the dataset was rebuilt, or another type's files under this type's
+    folder, used to recommend silently with the wrong item list; the hint names the folders."""
+    data, models = tmp_path / "data", tmp_path / "models"
+    common = ["--data-dir", str(data), "--data-tag", "s", "--model-dir", str(models)]
+
+    def build(min_ratings: int) -> None:
+        build_dataset(reviews_file=root / "r.parquet", items_file=None, output_dir=data, tag="s",
+                      min_interactions=1, min_ratings=min_ratings, echo=lambda s: None)  # fmt: skip
+
+    def recommend(model_type: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = main(["recommend", *common, "--type", model_type, "--out", str(tmp_path / "o.csv")])
+        return code, capsys.readouterr().err
+
+    build(1)
+    for model_type in ("popular", "als"):
+        assert main(["train", *common, "--type", model_type, "--split", "none"]) == 0
+    assert recommend("popular")[0] == 0
+    (tmp_path / "o.csv").unlink()
+    hint = f"--split none --data-dir {data} --model-dir {models}"
+    build(25)  # i2..i5 dropped: a rebuilt dataset, without its splits
+    code, err = recommend("popular")
+    assert code == 2 and "no longer has" in err and hint in err
+    assert main(["split", *common[:4], "--split", "none"]) == 0
+    code, err = recommend("popular")
+    assert code == 2 and "was fit on another version of dataset 's'" in err and hint in err
+    assert not (tmp_path / "o.csv").exists()
+    assert main(["train", *common, "--type", "popular", "--split", "none"]) == 0
+    pop = models / "s" / "none" / "popular"
+    (pop / "model.json").write_text((models / "s" / "none" / "als" / "model.json").read_text())
+    code, err = recommend("popular")
+    assert code == 2 and "holds a 'als' model, not 'popular'" in err
+    code, err = recommend("ease")
+    assert code == 2 and f"deepcart train --data-tag s --type ease {hint}" in err
+
+
+def test_a_damaged_item_list_is_one_line(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["train", *_common(root), "--type", "popular", "--split", "none"]) == 0
+    items = root / "m" / "t" / "none" / "popular" / "items.parquet"
+    good = items.read_bytes()
+    try:
+        for bad in (b"garbage", None):
+            if bad is None:  # a Parquet file without the parent_asin column
+                pq.write_table(pa.table({"x": [1]}), items)
+            else:
+                items.write_bytes(bad)
+            capsys.readouterr()
+            code = main(["recommend", *_common(root), "--type", "popular",
+                         "--out", str(tmp_path / "o.csv")])  # fmt: skip
+            err = capsys.readouterr().err
+            assert code == 2 and err.count("\n") == 1 and "items.parquet: not the model's" in err
+    finally:
+        items.write_bytes(good)
+
+
+def test_worst_reviews_of_a_truncated_file_is_an_input_error(tmp_path: Path) -> None:
+    # Was a DuckDB InvalidInputException traceback (recommend --mode worst on a damaged dataset).
+    bad = tmp_path / "reviews.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"reviews\.parquet: cannot read the reviews"):
+        worst_reviews(bad)
+
+
+def test_out_inside_the_dataset_folder_is_refused(
+    root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # --out data/t/reviews.parquet used to replace the dataset's reviews with the recommendations.
+    assert main(["train", *_common(root), "--type", "popular", "--split", "none"]) == 0
+    reviews = root / "data" / "t" / "reviews.parquet"
+    before = reviews.read_bytes()
+    capsys.readouterr()
+    code = main(["recommend", *_common(root), "--type", "popular", "--out", str(reviews)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "inside the folder of dataset 't'" in err
+    assert reviews.read_bytes() == before

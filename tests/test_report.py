@@ -146,6 +146,34 @@ def test_cli_report_without_metrics_and_the_errors(
     assert err.count("\n") == 1 and "deepcart[report]" in err
 
 
+def test_report_refuses_a_non_html_out_and_damaged_dataset_files(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--out report.pdf used to get HTML under a .pdf name; a truncated reviews.parquet or a
+    manifest.json that is not JSON used to end in a DuckDB or json traceback."""
+    import shutil
+
+    args = ["report", "--data-dir", str(tmp_path / "data"), "--data-tag", TAG,
+            "--reports-dir", str(tmp_path / "none")]  # fmt: skip
+    shutil.copytree(dataset / "data" / TAG, tmp_path / "data" / TAG)
+    pdf = tmp_path / "report.pdf"
+    assert main([*args, "--out", str(pdf)]) == 2
+    assert capsys.readouterr().err == (
+        f"deepcart: error: --out: expected an .html file name (the report is HTML), got {pdf}\n"
+    )
+    assert not pdf.exists()
+    reviews = tmp_path / "data" / TAG / "reviews.parquet"
+    reviews.write_bytes(reviews.read_bytes()[:40])
+    assert main([*args, "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{reviews}: not a readable Parquet file" in err
+    (tmp_path / "data" / TAG / "manifest.json").write_text("{oops")
+    assert main([*args, "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "manifest.json: not valid JSON" in err
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_tail_statistics_by_hand() -> None:
     # 1 item with 10 reviews, 2 with 5, 7 with 1: 10 items, 27 reviews.
     t = tail([(1, 7), (10, 1), (5, 2)])

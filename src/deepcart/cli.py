@@ -279,8 +279,17 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    from deepcart.data.ingest import ingest_file
+    from deepcart.data.ingest import ingest_file, output_path_for
 
+    first: dict[Path, Path] = {}
+    for path in args.files:  # the later file would silently replace the earlier one's output
+        out = output_path_for(path, args.output_dir)
+        if out in first:
+            raise InputError(
+                f"{first[out]} and {path} would both be written to {out}; ingest them one at a "
+                "time with different --output-dir"
+            )
+        first[out] = path
     if args.engine == "spark":
         from deepcart.data.engine_spark import ingest_files
 
@@ -501,7 +510,14 @@ def _cmd_export_reviews(args: argparse.Namespace) -> int:
         from deepcart.serve.store import export_reviews
     except ImportError as exc:
         raise _need_serve_extra(exc) from None
+    from deepcart.data.paths import dataset_paths
 
+    root = dataset_paths(args.data_dir, args.data_tag).root
+    if args.out.resolve().is_relative_to(root.resolve()):  # e.g. over its reviews.parquet
+        raise InputError(
+            f"--out: {args.out} is inside the folder of dataset {args.data_tag!r} ({root}), which "
+            "build replaces; write the stored reviews elsewhere"
+        )
     n = export_reviews(data_dir=args.data_dir, tag=args.data_tag, out=args.out, db_url=args.db_url)
     print(
         f"Wrote {n:,} stored reviews to {args.out}; add them to the next build with: "
@@ -881,6 +897,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _torch_out_of_memory(exc: RuntimeError) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -893,8 +913,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepCartError as exc:
         print(f"deepcart: error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:  # sizes asked for (hyperparameters) beyond memory
+        # torch reports a failed allocation as a RuntimeError (OutOfMemoryError on a GPU).
+        if not isinstance(exc, MemoryError) and not _torch_out_of_memory(exc):
+            raise
+        reason = (str(exc) or "no detail").splitlines()[0]
+        print(
+            f"deepcart: error: out of memory ({reason}); use smaller sizes or a smaller dataset",
+            file=sys.stderr,
+        )
+        return 2
     except FileNotFoundError as exc:  # a path the user named that vanished mid-run
         print(f"deepcart: error: {InputError(f'file not found: {exc.filename}')}", file=sys.stderr)
+        return 2
+    except (PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        if exc.filename is None:  # not about a path: a bug to see
+            raise
+        # A path the user named that this user may not read, or a file where a folder goes.
+        print(f"deepcart: error: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("deepcart: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ only engaged items are ranked and each recommendation carries its most helpful l
 
 from __future__ import annotations
 
+import csv
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,11 @@ import pyarrow.parquet as pq
 
 from deepcart.data.matrix import IdIndex, interactions
 from deepcart.data.mining import excerpt, worst_reviews
-from deepcart.data.paths import DEFAULT_MODEL_DIR, require_dataset
-from deepcart.data.split import load_split
+from deepcart.data.paths import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, require_dataset
+from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
-from deepcart.models.base import Recommender
+from deepcart.models.base import Recommender, read_model_meta
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, model_input
 from deepcart.training import model_path
 
@@ -45,6 +46,10 @@ def load_model_items(path: Path) -> tuple[Recommender, IdIndex]:
         ids = pq.read_table(path / "items.parquet")["parent_asin"].combine_chunks()
     except FileNotFoundError:
         raise InputError(f"{path}: missing items.parquet (retrain the model)") from None
+    except (OSError, ValueError, KeyError) as exc:  # not Parquet, or no parent_asin column
+        raise InputError(
+            f"{path}/items.parquet: not the model's item list ({exc}); retrain the model"
+        ) from None
     if len(ids) != model.n_items_:
         raise InputError(
             f"{path}: items.parquet lists {len(ids)} items, the model {model.n_items_}"
@@ -52,13 +57,36 @@ def load_model_items(path: Path) -> tuple[Recommender, IdIndex]:
     return model, IdIndex(ids)
 
 
-def require_model(model_dir: str | Path, tag: str, split: str, model_type: str, mode: str) -> Path:
+def train_command(
+    tag: str,
+    split: str,
+    model_type: str,
+    mode: str,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    data_dir: str | Path | None = None,
+) -> str:
+    """The ``deepcart train`` line that (re)makes this model; folders only where not default."""
+    flags = f" --split {split}" + (" --mode worst" if mode == "worst" else "")
+    if data_dir is not None and Path(data_dir) != DEFAULT_DATA_DIR:
+        flags += f" --data-dir {data_dir}"
+    if Path(model_dir) != DEFAULT_MODEL_DIR:
+        flags += f" --model-dir {model_dir}"
+    return f"deepcart train --data-tag {tag} --type {model_type}{flags}"
+
+
+def require_model(
+    model_dir: str | Path,
+    tag: str,
+    split: str,
+    model_type: str,
+    mode: str,
+    data_dir: str | Path | None = None,
+) -> Path:
     path = model_path(model_dir, tag, split, model_type, mode)
     if not (path / "model.json").is_file():
-        flags = f" --split {split}" + (" --mode worst" if mode == "worst" else "")
         raise InputError(
             f"no trained {model_type!r} model for dataset {tag!r} at {path}; train it with: "
-            f"deepcart train --data-tag {tag} --type {model_type}{flags}"
+            f"{train_command(tag, split, model_type, mode, model_dir, data_dir)}"
         )
     return path
 
@@ -66,6 +94,8 @@ def require_model(model_dir: str | Path, tag: str, split: str, model_type: str, 
 def read_user_list(path: str | Path) -> list[str]:
     """User ids from a text file (one per line), a CSV with a user_id column, or Parquet."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"--users: {p} is a directory, expected a file of user ids")
     if not p.is_file():
         raise InputError(f"--users: no such file: {p}")
     if p.suffix == ".parquet":
@@ -75,19 +105,36 @@ def read_user_list(path: str | Path) -> list[str]:
             raise InputError(f"--users: {p} is not a readable Parquet file: {exc}") from None
         if "user_id" not in table.column_names:
             raise InputError(f"--users: {p} has no user_id column")
-        return table["user_id"].to_pylist()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(
-            f"--users: {p} is not a UTF-8 text file (one user id a line, a CSV with a user_id "
-            "column, or .parquet)"
-        ) from None
-    lines = [line.strip() for line in text.splitlines()]
-    lines = [line for line in lines if line]
-    if lines and lines[0].split(",")[0] == "user_id":
-        return [line.split(",")[0] for line in lines[1:]]
-    return lines
+        column = table["user_id"]
+        if pa.types.is_dictionary(column.type):  # e.g. a pandas categorical column
+            column = column.cast(column.type.value_type)
+        if pa.types.is_integer(column.type):  # numeric ids: match them as the text they are
+            column = column.cast(pa.string())
+        elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            raise InputError(f"--users: {p}: user_id column holds {column.type}, expected strings")
+        ids = [u for u in column.to_pylist() if u is not None]
+    else:
+        try:
+            text = p.read_text(encoding="utf-8-sig")  # a byte order mark is not part of an id
+        except UnicodeDecodeError:
+            raise InputError(
+                f"--users: {p} is not a UTF-8 text file (one user id a line, a CSV with a "
+                "user_id column, or .parquet)"
+            ) from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        ids = [line.strip() for line in lines]
+        if lines and "user_id" in lines[0]:  # a CSV: the user_id column, wherever it is
+            try:
+                rows = list(csv.reader(lines))
+            except csv.Error as exc:
+                raise InputError(f"--users: {p} is not a readable CSV ({exc})") from None
+            names = [name.strip() for name in rows[0]]
+            if "user_id" in names:
+                col = names.index("user_id")
+                ids = [row[col].strip() for row in rows[1:] if col < len(row) and row[col].strip()]
+    if not ids:
+        raise InputError(f"--users: {p} lists no user ids")
+    return ids
 
 
 def recommend_users(
@@ -111,7 +158,32 @@ def recommend_users(
     if k < 1:
         raise InputError(f"--k: expected a positive integer, got {k}")
     paths = require_dataset(data_dir, tag)
-    model, items = load_model_items(require_model(model_dir, tag, split, model_type, mode))
+    if out.resolve().is_relative_to(paths.root.resolve()):  # would replace a dataset file
+        raise InputError(
+            f"--out: {out} is inside the folder of dataset {tag!r} ({paths.root}), which build "
+            "manages; write the recommendations elsewhere"
+        )
+    path = require_model(model_dir, tag, split, model_type, mode, data_dir)
+    retrain = f"retrain it with: {train_command(tag, split, model_type, mode, model_dir, data_dir)}"
+    meta = read_model_meta(path)
+    if meta.get("model") != model_type:
+        raise InputError(
+            f"{path}: holds a {meta.get('model')!r} model, not {model_type!r}; {retrain}"
+        )
+    fit_on = meta.get("extra", {}).get("split_id")
+    split_json = paths.splits(split) / "split.json"
+    current = read_split_meta(split_json).get("split_id") if split_json.is_file() else None
+    if current is None:  # build replaced the dataset (and its splits) since the fit
+        raise InputError(
+            f"{path}: was fit on a {split!r} split that dataset {tag!r} no longer has (missing "
+            f"or damaged {split_json}; rebuilt since?); {retrain}"
+        )
+    if fit_on != current:
+        raise InputError(
+            f"{path}: was fit on another version of dataset {tag!r} (split {fit_on!r}; the "
+            f"dataset's {split!r} split is {current!r}); {retrain}"
+        )
+    model, items = load_model_items(path)
     train = load_split(data_dir, tag, split).read("train")
     x_all, users = interactions(train, items)
     unknown = 0
@@ -132,6 +204,7 @@ def recommend_users(
             f"--min-engagement {min_engagement}: no item has that many ratings "
             f"(the most rated has {most:,}); lower it"
         )
+    k = min(k, model.n_items_)  # a list holds each item once: a larger --k only pads
     started = time.perf_counter()
     recs, scores = model.recommend(
         model_input(x, mode, model.feedback), k=k, candidates=allowed, exclude=x

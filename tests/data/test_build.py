@@ -431,3 +431,17 @@ def test_cli_empty_build_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--min-ratings 100000 left no reviews" in err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_output_dir_that_is_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Was a FileExistsError traceback from mkdir.
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    code = main(["build", "--reviews-file", str(_toy(tmp_path)), "--items-file", "none",
+                 "--tag", "x", "--output-dir", str(blocker), "--quiet"])  # fmt: skip
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"deepcart: error: --output-dir: {blocker} exists and is not a directory\n"
+    )

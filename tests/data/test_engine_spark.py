@@ -418,3 +418,33 @@ def test_missing_pyspark_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(builtins, "__import__", no_pyspark)
     assert "pip install 'deepcart[spark]'" in (spark_session.spark_unavailable_reason() or "")
+
+
+@pytest.mark.parametrize("master", ["bogus://x", "local[x]", "lokal[*]"])
+def test_a_malformed_master_is_one_line_before_java_starts(
+    master: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Spark's JVM printed its own stack trace (a dozen lines) before the one-line error.
+    with pytest.raises(InputError, match="--spark-master: expected local, local"):
+        spark_session.get_spark(master)
+    args = ["build", "--reviews-file", str(tmp_path / "r.parquet"), "--items-file", "none"]
+    code = main([*args, "--tag", "t", "--engine", "spark", "--spark-master", master,
+                 "--output-dir", str(tmp_path)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and repr(master) in err
+    for good in ("local", "local[2]", "local[*]", "local[4, 2]", "spark://h:7077", "yarn"):
+        assert spark_session._MASTER.fullmatch(good), good
+
+
+def test_ingest_output_dir_that_is_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Was a FileExistsError traceback from mkdir (before Spark starts, so no Java needed).
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    src = tmp_path / "x.csv"
+    src.write_text("u1,i1,5,1600000000000\n")
+    code = main(["ingest", str(src), "--output-dir", str(blocker), "--engine", "spark"])
+    assert code == 2 and capsys.readouterr().err == (
+        f"deepcart: error: --output-dir: {blocker} exists and is not a directory\n"
+    )

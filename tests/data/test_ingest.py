@@ -1156,3 +1156,16 @@ def test_random_damage_never_escapes_and_block_size_does_not_matter(tmp_path: Pa
             assert error_mode == skip_mode and not skip_mode[2]
         if isinstance(error_mode, str) and isinstance(skip_mode, tuple):
             assert skip_mode[2], (trial, results)  # what stopped error mode was skipped
+
+
+def test_cli_two_files_with_one_output_name_are_refused(tmp_path: Path, out: Path, capsys) -> None:
+    # x.csv's Parquet used to be silently replaced by x.jsonl's (both are out/x.parquet).
+    csv = write(tmp_path, "x.csv", "u1,i1,5,1600000000000\n")
+    src = write(tmp_path, "x.jsonl", json.dumps(review23(0)) + "\n")
+    rc = main(["ingest", str(csv), str(src), "--output-dir", str(out)])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"deepcart: error: {csv} and {src} would both be written to {out / 'x.parquet'}; "
+        "ingest them one at a time with different --output-dir\n"
+    )
+    assert not out.exists() or not any(out.iterdir())

@@ -130,3 +130,41 @@ def test_bad_params(dataset: Path) -> None:
         make_split(dataset, "t", SplitParams(holdout=1.5), echo=None)
     with pytest.raises(InputError, match="deepcart build --tag missing"):
         make_split(dataset, "missing", echo=None)
+
+
+def test_negative_seed_is_an_input_error(dataset: Path) -> None:
+    # Was numpy's ValueError (a traceback): SeedSequence takes no negative entropy.
+    with pytest.raises(InputError, match="--seed: expected a non-negative integer, got -3"):
+        make_split(dataset, "t", SplitParams(seed=-3), echo=None)
+
+
+def test_truncated_dataset_or_split_file_is_one_line(dataset: Path) -> None:
+    split = make_split(dataset, "t", SplitParams(protocol="none"), echo=None)
+    train = split.path("train")
+    train.write_bytes(train.read_bytes()[:50])
+    with pytest.raises(InputError, match=r"train\.parquet: not a readable Parquet file .*--force"):
+        load_split(dataset, "t", "none").read("train")
+    reviews = dataset / "t" / "reviews.parquet"
+    reviews.write_bytes(reviews.read_bytes()[:50])
+    with pytest.raises(InputError, match=r"reviews\.parquet: not a readable Parquet file"):
+        make_split(dataset, "t", SplitParams(protocol="random"), echo=None)
+
+
+@pytest.mark.parametrize("damage", ["{oops", "[]", '{"params": 1}'])
+def test_a_damaged_split_json_is_remade_or_named(dataset: Path, damage: str) -> None:
+    # Each was a json or AttributeError traceback in train, test, split and recommend.
+    first = make_split(dataset, "t", SplitParams(protocol="random"), echo=None)
+    meta = first.root / "split.json"
+    good = meta.read_text()
+    meta.write_text(damage)
+    with pytest.raises(InputError, match=r"split\.json: not a split description; remake"):
+        load_split(dataset, "t", "random")
+    again = make_split(dataset, "t", SplitParams(protocol="random"), echo=None)  # the cache is
+    assert meta.read_text() == good and again.counts == first.counts  # rebuilt, not trusted
+
+
+def test_a_file_in_place_of_the_splits_folder_is_named(dataset: Path) -> None:
+    # Was a FileExistsError traceback from mkdir.
+    (dataset / "t" / "splits").write_text("x")
+    with pytest.raises(InputError, match=r"splits exists and is not a directory"):
+        make_split(dataset, "t", SplitParams(), echo=None)

@@ -356,3 +356,11 @@ def test_atomic_no_leftovers(tmp_path: Path, monkeypatch) -> None:
 def test_progress_bar(tmp_path: Path, capsys) -> None:
     synthesize(tmp_path, n_users=20, n_items=10, n_reviews=100, progress=True)
     assert "reviews" in capsys.readouterr().err
+
+
+def test_a_folder_in_place_of_the_reviews_file_writes_neither(tmp_path: Path) -> None:
+    # The meta file used to land before the reviews' rename failed: half a category.
+    (tmp_path / "Electronics.jsonl.gz").mkdir()
+    with pytest.raises(InputError, match=r"Electronics\.jsonl\.gz: Is a directory"):
+        synthesize(tmp_path, n_users=5, n_items=5, n_reviews=10, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["Electronics.jsonl.gz"]

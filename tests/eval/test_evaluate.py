@@ -12,6 +12,7 @@ import pytest
 
 from deepcart.cli import main
 from deepcart.data.build import build_dataset
+from deepcart.models import create
 from tests.data.test_build import write_reviews
 
 
@@ -107,3 +108,74 @@ def test_bad_requests_are_one_line_errors(workdir: Path, capsys: pytest.CaptureF
         "deepcart: error: --params: bad value for 'als': factors: expected an integer >= 1, "
         "got 'x'\n"
     )
+
+
+def test_odd_flags_are_one_line_errors(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """An empty --type list was a traceback; an empty training part a misleading table."""
+    capsys.readouterr()
+    cases = [
+        (["--type", ","], "--type: expected a model, a comma-separated list or 'all', got none"),
+        (["--type", "popular", "--split", "timestamp", "--cut-points", "1,2"],
+         "--split timestamp: the training part of dataset 't' has no ratings"),
+    ]  # fmt: skip
+    for extra, message in cases:
+        argv = _args(workdir, *extra, "--reports-dir", str(workdir / "reports"), "--quiet")
+        assert main(["test", *argv]) == 2, extra
+        err = capsys.readouterr().err
+        assert err.startswith(f"deepcart: error: {message}") and err.count("\n") == 1, extra
+
+
+def test_top_k_beyond_the_catalog_and_min_engagement_beyond_every_item(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--top-k 1000000000 was a MemoryError traceback (padded users x K arrays); now the lists
+    stop at the catalog and the slots beyond it count as misses. A --min-engagement no item
+    reaches gave a table of zeros without a word of why."""
+    reports = workdir / "reports"
+
+    def metrics(k: str) -> dict:
+        argv = _args(workdir, "--type", "popular", "--top-k", k, "--reports-dir", str(reports))
+        assert main(["test", *argv, "--quiet"]) == 0
+        return json.loads((reports / "t" / "users" / "popular" / "metrics.json").read_text())
+
+    catalog, huge = metrics("300")["metrics"], metrics("1000000000")["metrics"]  # <= 200 items
+    for name in ("ndcg", "recall", "hit_rate", "mrr", "map"):
+        assert huge[name] == pytest.approx(catalog[name]), name
+    assert huge["precision"] == pytest.approx(catalog["precision"] * 300 / 1e9)
+    capsys.readouterr()
+    argv = _args(workdir, "--type", "popular", "--mode", "worst", "--min-engagement", "100000")
+    assert main(["test", *argv, "--reports-dir", str(reports), "--quiet"]) == 0
+    assert "Warning: --min-engagement 100000: no item has that many training ratings" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_model_listed_twice_is_evaluated_once(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    capsys.readouterr()
+    reports = str(workdir / "reports")
+    assert (
+        main(["test", *_args(workdir, "--type", "popular,popular", "--reports-dir", reports)]) == 0
+    )
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("popular")]
+    assert len(rows) == 1
+
+
+def test_params_that_differ_from_the_saved_model_are_fitted(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # test --params used to be ignored when train had saved a model: the saved one was scored.
+    assert main(["train", *_args(workdir, "--type", "itemknn", "--quiet")]) == 0
+    reports = workdir / "reports3"
+    doc = reports / "t" / "users" / "itemknn" / "metrics.json"
+
+    def source(*params: str) -> str:
+        argv = _args(workdir, "--type", "itemknn", "--reports-dir", str(reports), *params)
+        assert main(["test", *argv, "--quiet"]) == 0
+        return json.loads(doc.read_text())["source"]
+
+    assert source() == "saved"
+    assert source("--params", '{"k": 3}') == "fitted"
+    default_k = create("itemknn").get_params()["k"]
+    assert source("--params", json.dumps({"k": default_k})) == "saved"  # the same as saved

@@ -306,3 +306,36 @@ def test_load_names_the_file_with_a_bad_hyperparameter(tmp_path: Path) -> None:
     assert str(err.value) == (
         f"{meta}: bad value for 'random': seed: expected an integer >= 0, got -3"
     )
+
+
+def test_load_refuses_damaged_files_in_one_line(tmp_path: Path) -> None:
+    """Each was a traceback: a model.json that is not an object, an empty or truncated
+    arrays.npz, the arrays of another kind of model; saving under a file is one line too."""
+    root = tmp_path / "m"
+    create("popular").fit(planted()).save(root)
+    good = (root / "arrays.npz").read_bytes()
+    (root / "arrays.npz").write_bytes(b"")
+    with pytest.raises(InputError, match=r"arrays\.npz: cannot read model arrays"):
+        Recommender.load(root)
+    (root / "arrays.npz").write_bytes(good[:100])
+    with pytest.raises(InputError, match=r"arrays\.npz: cannot read model arrays"):
+        Recommender.load(root)
+    create("als", {"factors": 2, "iterations": 1}).fit(planted()).save(tmp_path / "als")
+    (root / "arrays.npz").write_bytes((tmp_path / "als" / "arrays.npz").read_bytes())
+    (tmp_path / "als" / "arrays.npz").write_bytes(good)
+    with pytest.raises(InputError, match=r"arrays\.npz: no array .* for a 'als' model"):
+        Recommender.load(tmp_path / "als")
+    (root / "model.json").write_text("[]")
+    with pytest.raises(InputError, match=r"model\.json: expected a JSON object, got list"):
+        Recommender.load(root)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="exists and is not a directory"):
+        create("popular").fit(planted()).save(blocker / "m")
+
+
+def test_params_json_refuses_a_key_given_twice() -> None:
+    # json.loads keeps the last of a repeated key: the first value was silently dropped.
+    with pytest.raises(InputError, match="--params: 'seed' given twice"):
+        parse_params('{"seed": 1, "seed": 2}')
+    assert parse_params('{"seed": 1, "k": {"a": 1}}') == {"seed": 1, "k": {"a": 1}}

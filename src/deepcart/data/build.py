@@ -326,6 +326,11 @@ def _swap_in(new: Path, final: Path) -> None:
 def load_manifest(paths: DatasetPaths) -> dict[str, Any]:
     """The manifest of a built dataset."""
     try:
-        return json.loads(paths.manifest.read_text())
+        manifest = json.loads(paths.manifest.read_text())
     except FileNotFoundError:
         raise InputError(f"no dataset manifest at {paths.manifest}") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise InputError(f"{paths.manifest}: not valid JSON ({exc}); rebuild the dataset") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{paths.manifest}: expected a JSON object; rebuild the dataset")
+    return manifest

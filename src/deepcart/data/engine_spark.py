@@ -45,7 +45,7 @@ from deepcart.data.schema import ITEM_SCHEMA, REVIEW_SCHEMA, schema_for
 from deepcart.data.spark_session import DEFAULT_MASTER, arrow_filesystem, get_spark, staging_uri
 from deepcart.data.spark_session import to_uri as _to_uri
 from deepcart.errors import DataFormatError, DeepCartError, InputError
-from deepcart.fsutil import atomic_path
+from deepcart.fsutil import atomic_path, make_dirs
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -483,8 +483,7 @@ def ingest_files(
     for p in local:
         if not p.exists():
             raise InputError(f"no such file: {p}")
-    out = Path(output_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_dirs(output_dir, "--output-dir").resolve()
     if not local:
         return []
     spark = spark or get_spark(spark_master)

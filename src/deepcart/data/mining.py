@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from deepcart.errors import InputError
 from deepcart.modes import LOW
 
 EXCERPT_CHARS = 280
@@ -55,5 +56,8 @@ def worst_reviews(reviews_parquet: str | Path, low: float = LOW) -> pa.Table:
             ORDER BY parent_asin
             """
         ).to_arrow_table()
+    except duckdb.Error as exc:  # a truncated or foreign reviews file
+        reason = str(exc).splitlines()[0]
+        raise InputError(f"{reviews_parquet}: cannot read the reviews ({reason})") from None
     finally:
         con.close()

@@ -108,6 +108,12 @@ def spark_unavailable_reason() -> str | None:
     return None
 
 
+#: The master URLs Spark parses (SparkContext.createTaskScheduler and its cluster managers).
+_MASTER = re.compile(
+    r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s|mesos)://\S+"
+)
+
+
 def _is_local(master: str) -> bool:
     return master == "local" or master.startswith("local[")
 
@@ -159,6 +165,12 @@ def get_spark(
     ``config`` adds Spark settings for a new session (ignored when one is already active).
     Raises :class:`InputError` when pyspark or Java 17+ is missing.
     """
+    if isinstance(master, str) and master.strip() and not _under_spark_submit():
+        if not _MASTER.fullmatch(master):  # else the JVM prints its stack trace before failing
+            raise InputError(
+                "--spark-master: expected local, local[N], local[*], local[N,F], "
+                f"spark://HOST:PORT, yarn, k8s://URL or mesos://URL, got {master!r}"
+            )
     reason = spark_unavailable_reason()
     if reason is not None:
         raise InputError(reason)

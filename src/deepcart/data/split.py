@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 
 from deepcart.data.paths import DatasetPaths, require_dataset
 from deepcart.errors import InputError
-from deepcart.fsutil import atomic_path, atomic_write_text, sha256_file
+from deepcart.fsutil import atomic_path, atomic_write_text, make_dirs, sha256_file
 
 PROTOCOLS = ("users", "last-out", "timestamp", "random", "none")
 PARTS = ("train", "val_input", "val_check", "test_input", "test_check")
@@ -65,8 +65,8 @@ class SplitParams:
             raise InputError(
                 f"--split: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}"
             )
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InputError(f"--seed: expected a non-negative integer, got {self.seed!r}")
+        if self.seed < 0:
+            raise InputError(f"--seed: expected a non-negative integer, got {self.seed}")
         if not 0 < self.holdout < 1:
             raise InputError(f"--holdout: expected a fraction in (0, 1), got {self.holdout}")
         if self.holdout_by not in ("random", "time"):
@@ -77,6 +77,16 @@ class SplitParams:
             raise InputError("val and test fractions must be in [0, 1) and sum to less than 1")
         if self.t1 >= self.t2:
             raise InputError(f"--cut-points: expected t1 < t2, got {self.t1} >= {self.t2}")
+
+
+def _read_parquet(path: Path, fix: str, columns: list[str] | None = None) -> pa.Table:
+    """A Parquet file of a dataset or split; a truncated or foreign one is an InputError."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; {fix}") from None
+    except (OSError, ValueError, KeyError) as exc:  # ArrowInvalid is a ValueError
+        raise InputError(f"{path}: not a readable Parquet file ({exc}); {fix}") from None
 
 
 @dataclass
@@ -93,7 +103,8 @@ class Split:
         return self.root / f"{part}.parquet"
 
     def read(self, part: str) -> pa.Table:
-        return pq.read_table(self.path(part))
+        fix = f"remake the split with: deepcart split --split {self.params.protocol} --force"
+        return _read_parquet(self.path(part), fix)
 
     def summary(self) -> list[str]:
         c = self.counts
@@ -229,8 +240,23 @@ def load_split(data_dir: str | Path, tag: str, protocol: str) -> Split:
     meta_path = root / "split.json"
     if not meta_path.is_file():
         raise InputError(f"no {protocol!r} split for dataset {tag!r} (missing {meta_path})")
-    meta = json.loads(meta_path.read_text())
-    return Split(root=root, params=SplitParams(**meta["params"]), counts=meta["counts"])
+    meta = read_split_meta(meta_path)
+    try:
+        return Split(root=root, params=SplitParams(**meta["params"]), counts=meta["counts"])
+    except (TypeError, KeyError):  # not a split.json this version wrote
+        raise InputError(
+            f"{meta_path}: not a split description; remake the split with: deepcart split "
+            f"--data-tag {tag} --split {protocol} --force"
+        ) from None
+
+
+def read_split_meta(meta_path: Path) -> dict[str, Any]:
+    """A split's ``split.json``; an empty dict when it is damaged (the split is then remade)."""
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return {}
+    return meta if isinstance(meta, dict) else {}
 
 
 def make_split(
@@ -249,7 +275,7 @@ def make_split(
     meta_path = root / "split.json"
     fingerprint = _fingerprint(paths)
     if meta_path.is_file() and not force:
-        meta = json.loads(meta_path.read_text())
+        meta = read_split_meta(meta_path)
         if meta.get("params") == asdict(p) and meta.get("dataset_manifest_sha256") == fingerprint:
             split = Split(root=root, params=p, counts=meta["counts"])
             if all(split.path(part).is_file() for part in PARTS):
@@ -258,7 +284,7 @@ def make_split(
                         echo(line)
                 return split
 
-    table = pq.read_table(paths.reviews, columns=COLUMNS)
+    table = _read_parquet(paths.reviews, "rebuild the dataset", columns=COLUMNS)
     masks = _assign(table, p)
     train = table.filter(pa.array(masks["train"]))
     train_items = pc.unique(train["parent_asin"])
@@ -285,7 +311,7 @@ def make_split(
     counts["dropped_unknown_items"] = dropped
     counts["dataset_ratings"] = table.num_rows
 
-    root.mkdir(parents=True, exist_ok=True)
+    make_dirs(root, f"cannot write the split to {root}")
     for part, t in parts.items():
         with atomic_path(root / f"{part}.parquet") as tmp:
             pq.write_table(t, tmp, compression="zstd")

@@ -878,6 +878,9 @@ def synthesize(
     started = time.perf_counter()
     reviews_path = out / f"{category}.jsonl.gz"
     meta_path = out / f"meta_{category}.jsonl.gz"
+    for path in (reviews_path, meta_path):  # both files land, or neither: check before writing
+        if path.is_dir():
+            raise InputError(f"cannot write {path}: Is a directory")
 
     root = np.random.SeedSequence(seed)
     s_items, s_counts, s_pilot, s_blocks, s_meta = root.spawn(5)

@@ -25,6 +25,7 @@ from deepcart import __version__
 from deepcart.data.paths import DEFAULT_MODEL_DIR, check_tag
 from deepcart.data.split import SplitParams, make_split
 from deepcart.data.splitdata import SplitData, load_split_data
+from deepcart.errors import InputError
 from deepcart.eval import metrics as M
 from deepcart.fsutil import atomic_path, atomic_write_text
 from deepcart.models import create, model_names
@@ -127,12 +128,16 @@ def evaluate_model(
     """
     test = data.test
     inputs = model_input(test.inputs, mode, model.feedback)
+    # A list holds each item once: slots beyond the catalog are padding, never allocated.
+    k_lists = min(k, model.n_items_)
     started = time.perf_counter()
     recs, scores = model.recommend(
-        inputs, k=k, exclude_seen=True, candidates=allowed, exclude=test.inputs
+        inputs, k=k_lists, exclude_seen=True, candidates=allowed, exclude=test.inputs
     )
     seconds = time.perf_counter() - started
-    per_user = M.topn_metrics(recs, relevant(test.check, mode), k=k)
+    per_user = M.topn_metrics(recs, relevant(test.check, mode), k=k_lists)
+    if k_lists < k:  # the missing slots are misses: Precision@K still divides by K
+        per_user["precision"] *= k_lists / k
     popularity = np.bincount(data.train.indices, minlength=data.train.shape[1])
     per_user["avg_popularity"] = M.mean_popularity(recs, popularity)
     per_user["novelty"] = M.novelty(recs, popularity, data.train.shape[0])
@@ -180,6 +185,9 @@ def evaluate_models(
     check_mode(mode)
     if model_types == ["all"]:
         model_types = model_names()
+    model_types = list(dict.fromkeys(model_types))  # each model once
+    if not model_types:
+        raise InputError("--type: expected a model, a comma-separated list or 'all', got none")
     for t in model_types:
         create(t, (params or {}).get(t))  # fail fast on a bad type or hyperparameter
     if isinstance(k, bool) or k < 1:
@@ -191,6 +199,12 @@ def evaluate_models(
             "timestamp or random"
         )
     data = load_split_data(split)
+    if not data.train.nnz:
+        raise InputError(
+            f"--split {split.params.protocol}: the training part of dataset {tag!r} has no "
+            "ratings, nothing to train on; check the split's flags, or rebuild the dataset "
+            "with lower --min-ratings/--min-interactions"
+        )
     echo(f"Train: {data.describe()}")
     echo(
         f"Test: {data.test.n_users:,} users, {data.test.inputs.nnz:,} input and "
@@ -198,6 +212,13 @@ def evaluate_models(
     )
     protocol = split.params.protocol
     allowed = candidates(data.train, mode, min_engagement)
+    if allowed is not None and not allowed.any():
+        # Not an error: quickstart on a tiny category gets here; every list is empty, so say why.
+        most = int(np.bincount(data.train.indices, minlength=data.train.shape[1]).max(initial=0))
+        echo(
+            f"Warning: --min-engagement {min_engagement}: no item has that many training "
+            f"ratings (the most rated has {most:,}), so every worst-mode list is empty; lower it"
+        )
     if allowed is not None:
         echo(
             f"Worst mode: ranking {int(allowed.sum()):,} of {len(allowed):,} items with >= "
@@ -209,6 +230,10 @@ def evaluate_models(
         path = model_path(model_dir, tag, protocol, model_type, mode)
         with PeakRSS() as mem:
             saved = load_saved_model(path, data, mode)
+            wanted = (params or {}).get(model_type)
+            if saved is not None and wanted:  # --params given: the saved model only if it has them
+                if saved[0].get_params() != create(model_type, wanted).get_params():
+                    saved = None
             if saved is not None:
                 model, fit_seconds = saved
                 source = "saved"

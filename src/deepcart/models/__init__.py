@@ -81,12 +81,22 @@ def create(name: str, params: dict[str, Any] | None = None, *, where: str = "--p
     return model
 
 
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InputError(f"--params: {key!r} given twice")
+        seen[key] = value
+    return seen
+
+
 def parse_params(text: str | None) -> dict[str, Any]:
     """Parse the ``--params`` JSON object."""
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"--params: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict):

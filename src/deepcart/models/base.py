@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -291,10 +292,15 @@ class Recommender(ABC):
         try:
             with np.load(Path(path) / "arrays.npz", allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # empty, truncated
             raise InputError(f"{path}/arrays.npz: cannot read model arrays ({exc})") from None
-        model.n_items_ = int(arrays.pop("n_items_"))
-        model._set_state(arrays)
+        try:
+            model.n_items_ = int(arrays.pop("n_items_"))
+            model._set_state(arrays)
+        except KeyError as exc:  # the arrays of another kind of model
+            raise InputError(
+                f"{path}/arrays.npz: no array {exc} for a {meta['model']!r} model; retrain it"
+            ) from None
         model._load_extra(Path(path))
         return model
 
@@ -307,6 +313,8 @@ def read_model_meta(path: str | Path) -> dict[str, Any]:
         raise InputError(f"no saved model at {path} (missing model.json)") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{f}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"{f}: expected a JSON object, got {type(meta).__name__}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{f}: unsupported model format {meta.get('format_version')!r}")
     return meta

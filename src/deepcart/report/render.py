@@ -208,6 +208,8 @@ def write_report(
     out = Path(out) if out is not None else reports_dir / tag / "index.html"
     if out.is_dir():
         raise InputError(f"--out: {out} is a directory; name the HTML file to write")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out: expected an .html file name (the report is HTML), got {out}")
     for p in (paths.reviews, paths.items):
         if not p.is_file():
             raise InputError(f"dataset {tag!r} is incomplete: missing {p}")

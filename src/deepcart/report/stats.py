@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from deepcart.data.mining import worst_reviews
+from deepcart.errors import InputError
 from deepcart.modes import LOW
 
 #: How many categories a breakdown shows (the rest are summed as "other").
@@ -81,8 +82,17 @@ class DatasetStats:
     def __init__(self, reviews: Path, items: Path) -> None:
         self.reviews_path = reviews
         self.con = duckdb.connect()
-        self.con.execute(f"CREATE VIEW reviews AS SELECT * FROM read_parquet({_sql_str(reviews)})")
-        self.con.execute(f"CREATE VIEW items AS SELECT * FROM read_parquet({_sql_str(items)})")
+        for name, path in (("reviews", reviews), ("items", items)):
+            try:
+                self.con.execute(
+                    f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_sql_str(path)})"
+                )
+            except duckdb.Error as exc:  # a truncated or foreign file in the dataset folder
+                self.con.close()
+                reason = str(exc).splitlines()[0]
+                raise InputError(
+                    f"{path}: not a readable Parquet file ({reason}); rebuild the dataset"
+                ) from None
 
     def close(self) -> None:
         self.con.close()
