@@ -60,3 +60,36 @@ def test_empty_training_split_is_said_plainly(data: Path, capsys: pytest.Capture
         "--min-ratings/--min-interactions\n"
     )
     assert not (data / "m").exists()
+
+
+def test_a_model_dir_that_cannot_be_written_fails_before_the_fit(
+    data: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import deepcart.training as training
+
+    def no_fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fit before the model dir was checked")
+
+    monkeypatch.setattr(training, "fit_model", no_fit)
+    (data / "m").write_text("a file where the model dir goes")
+    assert _train(data, "t", "--type", "popular") == 2
+    out, err = capsys.readouterr()
+    assert "Training popular" not in out
+    assert err == f"deepcart: error: --model-dir: {data / 'm'} exists and is not a directory\n"
+
+
+def test_test_does_not_reuse_another_types_model_saved_in_its_folder(data: Path) -> None:
+    from deepcart.data.split import SplitParams, make_split
+    from deepcart.data.splitdata import load_split_data
+    from deepcart.training import load_saved_model
+
+    assert _train(data, "t", "--type", "random") == 0
+    assert _train(data, "t", "--type", "popular") == 0
+    m = data / "m" / "t" / "users"
+    for name in ("model.json", "arrays.npz", "items.parquet"):  # popular's folder, random's model
+        (m / "popular" / name).write_bytes((m / "random" / name).read_bytes())
+    split = make_split(data / "data", "t", SplitParams(), echo=lambda s: None)
+    data_ = load_split_data(split)
+    assert load_saved_model(m / "popular", data_, "best", "popular") is None  # test refits
+    model, _ = load_saved_model(m / "popular", data_, "best", "random")
+    assert model.name == "random"

@@ -520,7 +520,8 @@ def _cmd_export_reviews(args: argparse.Namespace) -> int:
         )
     n = export_reviews(data_dir=args.data_dir, tag=args.data_tag, out=args.out, db_url=args.db_url)
     print(
-        f"Wrote {n:,} stored reviews to {args.out}; add them to the next build with: "
+        f"Wrote {n:,} stored review{'' if n == 1 else 's'} to {args.out}; add them to the next "
+        "build with: "
         f"deepcart build ... --extra-reviews {args.out}"
     )
     return 0

@@ -8,6 +8,7 @@ split it was fit on, so `test` reuses a saved model only for the same split.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from deepcart.data.paths import DEFAULT_MODEL_DIR, check_tag
 from deepcart.data.split import Split, SplitParams, make_split
 from deepcart.data.splitdata import SplitData, load_split_data
 from deepcart.errors import InputError
-from deepcart.fsutil import atomic_path
+from deepcart.fsutil import atomic_path, make_dirs
 from deepcart.models import create
 from deepcart.models.base import Recommender, read_model_meta
 from deepcart.modes import check_mode, model_input, relevant
@@ -93,14 +94,17 @@ def save_model(
 
 
 def load_saved_model(
-    path: Path, data: SplitData, mode: str = "best"
+    path: Path, data: SplitData, mode: str = "best", model_type: str | None = None
 ) -> tuple[Recommender, float] | None:
-    """The model saved at ``path`` if it was fit on this split and mode, with its fit time."""
+    """The model saved at ``path`` if it was fit on this split and mode (and is a
+    ``model_type``, when given), with its fit time."""
     if not (path / "model.json").is_file():
         return None
     meta = read_model_meta(path)
     extra = meta.get("extra", {})
     if extra.get("split_id") != split_id(data.split) or extra.get("mode", "best") != mode:
+        return None
+    if model_type is not None and meta.get("model") != model_type:
         return None
     return Recommender.load(path), float(extra.get("fit_seconds", float("nan")))
 
@@ -132,11 +136,15 @@ def train_model(
             "ratings, nothing to train on; check the split's flags, or rebuild the dataset "
             "with lower --min-ratings/--min-interactions"
         )
+    path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
+    # Where the model will go, checked before a fit that may take minutes.
+    folder = make_dirs(path.parent, "--model-dir")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--model-dir: cannot write in {folder}")
     what = "" if mode == "best" else " (worst mode: reversed ratings)"
     echo(f"Training {model_type}{what} on {data.describe()}...")
     with progress_enabled(progress):
         model, seconds = fit_model(data, model_type, params, mode)
-    path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
     save_model(model, data, path, seconds, mode)
     if getattr(model, "memory_report_", None):
         echo(model.memory_report_)

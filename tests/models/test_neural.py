@@ -347,3 +347,10 @@ def test_shared_hyperparameters_family_defaults_and_unknown_names() -> None:
     cls = type(create("vae"))
     with pytest.raises(TypeError, match="epoch"):
         cls(epoch=3)
+
+
+def test_a_log_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "runs"
+    blocker.write_text("a file where the TensorBoard folder goes")
+    with pytest.raises(InputError, match=r"^log_dir: .*runs exists and is not a directory$"):
+        fast("dae", tmp_path, log_dir=str(blocker / "sub"), epochs=1).fit(planted())

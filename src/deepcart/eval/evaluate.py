@@ -229,7 +229,7 @@ def evaluate_models(
     for model_type in model_types:
         path = model_path(model_dir, tag, protocol, model_type, mode)
         with PeakRSS() as mem:
-            saved = load_saved_model(path, data, mode)
+            saved = load_saved_model(path, data, mode, model_type)
             wanted = (params or {}).get(model_type)
             if saved is not None and wanted:  # --params given: the saved model only if it has them
                 if saved[0].get_params() != create(model_type, wanted).get_params():

@@ -64,7 +64,7 @@ import scipy.sparse as sp
 
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
-from deepcart.fsutil import atomic_path
+from deepcart.fsutil import atomic_path, make_dirs
 from deepcart.models.base import Recommender, as_csr
 from deepcart.models.naive import check_number
 from deepcart.progress import progress_bar
@@ -294,7 +294,7 @@ def open_writer(log_dir: str | None, name: str) -> Any:
             _warned_no_tensorboard = True
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(log_dir) / f"{name}-{stamp}-{os.getpid()}"
+    base = make_dirs(log_dir, "log_dir") / f"{name}-{stamp}-{os.getpid()}"
     run, n = base, 1
     while run.exists():
         n += 1
