@@ -82,6 +82,26 @@ def test_quickstart_on_a_busy_port_stops_before_any_work(
     assert not (tmp_path / "data").exists()  # nothing synthesized or built
 
 
+def test_quickstart_with_a_port_out_of_range_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(["quickstart", "--workdir", str(tmp_path), "--port", "99999", "--quiet"])
+    err = capsys.readouterr().err  # was an OverflowError traceback from bind()
+    assert code == 2 and err == "deepcart: error: --port: expected 0 to 65535, got 99999\n", err
+    assert not (tmp_path / "data").exists()
+
+
+def test_quickstart_too_small_to_build_names_its_own_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["quickstart", "--workdir", str(tmp_path), "--no-deploy", "--quiet"]
+    code = main([*argv, "--users", "5", "--items", "5", "--reviews", "20"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("deepcart: error: --users 5 --items 5 --reviews 20: too few"), err
+    assert "--min-interactions" not in err and "--min-ratings" not in err  # not its flags
+
+
 def test_ingest_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(

@@ -18,6 +18,7 @@ from pathlib import Path
 from deepcart.data.build import BuildReport, build_dataset
 from deepcart.data.split import SplitParams
 from deepcart.data.synth import synthesize
+from deepcart.errors import InputError
 from deepcart.eval.evaluate import evaluate_models
 from deepcart.models import NEEDS_TORCH, model_names
 from deepcart.recommend import recommend_users
@@ -61,17 +62,28 @@ def quickstart(
     )
     echo(synth.summary())
     echo("[2/5] Building the dataset...")
-    report = build_dataset(
-        reviews_file=synth.reviews_path,
-        items_file=synth.meta_path,
-        output_dir=data_dir,
-        tag=tag,
-        min_interactions=5,
-        min_ratings=5,
-        seed=seed,
-        progress=progress,
-        echo=echo,
-    )
+    try:
+        report = build_dataset(
+            reviews_file=synth.reviews_path,
+            items_file=synth.meta_path,
+            output_dir=data_dir,
+            tag=tag,
+            min_interactions=5,
+            min_ratings=5,
+            seed=seed,
+            progress=progress,
+            echo=echo,
+        )
+    except InputError as exc:
+        if not str(exc).startswith(("--min-", "--k-core")):
+            raise
+        # build's message names its own flags, which quickstart does not take
+        raise InputError(
+            f"--users {users:,} --items {items:,} --reviews {reviews:,}: too few ratings per "
+            "user and item to build a dataset (quickstart keeps users and items with at least "
+            "5 ratings); give more --reviews per user and item (defaults: 3,000 users, "
+            "1,500 items, 40,000 reviews)"
+        ) from None
     model_dir, reports_dir = root / "models", root / "reports"
     common = dict(
         data_dir=data_dir,

@@ -203,6 +203,27 @@ def test_bad_what_and_base_url(tmp_path: Path) -> None:
         download_category("Books", tmp_path, base_url="ftp://example.org/raw/")
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [
+        ("--base-url", "http://[::1/raw/"),  # urlsplit: "Invalid IPv6 URL"
+        ("--base-url", "http://127.0.0.1:abc/"),  # was retried 5 times as a dropped connection
+        ("--base-url", "http://127.0.0.1:99999/"),
+        ("--timeout", "inf"),  # socket.settimeout: OverflowError
+        ("--timeout", "1e12"),
+    ],
+)
+def test_cli_bad_base_url_or_timeout_is_one_line_before_any_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    argv = ["download", "--category", "All_Beauty", "--output-dir", str(tmp_path / "raw")]
+    argv += ["--base-url", "http://127.0.0.1:9/", "--timeout", "5", flag, value]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"deepcart: error: {flag}: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "raw").exists()
+
+
 # --------------------------------------------------------------------------- downloads
 
 
@@ -347,6 +368,18 @@ def test_connection_refused_is_one_line_with_the_url(closed_port: int, tmp_path:
     msg = str(err.value)
     assert msg.startswith(f"cannot reach {base}{REVIEWS}: ")
     assert "offline" in msg and "--base-url" in msg and "\n" not in msg
+    assert not list(tmp_path.iterdir())
+
+
+def test_giving_up_before_any_byte_claims_no_part_file(server: _Server, tmp_path: Path) -> None:
+    def no_answer(_state: _State, _path: str, _n: int) -> None:
+        raise ConnectionAbortedError("the server closes without answering")
+
+    server.state.on_get = no_answer
+    with pytest.raises(DownloadError) as err:
+        _get(server, tmp_path, what=["reviews"])
+    msg = str(err.value)
+    assert "giving up" in msg and "no bytes received" in msg and ".part" not in msg
     assert not list(tmp_path.iterdir())
 
 

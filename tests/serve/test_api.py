@@ -214,6 +214,9 @@ def test_rerating_replaces_and_reviews_are_listed(client: TestClient, world: Wor
         ({"parent_asin": "has space", "rating": 5}, "parent_asin:"),
         ({"parent_asin": "B0", "rating": 5, "title": "x" * 501}, "title:"),
         ({"parent_asin": "B0", "rating": 5, "extra": 1}, "extra:"),
+        ({"parent_asin": "B0", "rating": True}, "rating:"),  # lax int would store 1 star
+        ({"parent_asin": "B0", "rating": 5, "title": "a\x00b"}, "title:"),  # PostgreSQL: 503
+        ({"parent_asin": "B0", "rating": 5, "text": "\x00"}, "text:"),
         ([1, 2], "body:"),
     ],
 )
@@ -231,6 +234,47 @@ def test_review_of_unknown_item_or_not_json(client: TestClient) -> None:
     huge = {"parent_asin": "B0", "rating": 5, "text": "x" * 300_000}
     r = client.post("/users/U1/reviews", json=huge)
     assert "too large" in _message(r, 413)
+
+
+def test_a_body_that_is_not_sent_as_json_says_so(client: TestClient, world: World) -> None:
+    body = f'{{"parent_asin": "{world.items[0]}", "rating": 5}}'
+    for ctype in ("text/plain", "application/x-www-form-urlencoded"):  # the latter: curl -d
+        r = client.post("/users/NOTJSON1/reviews", content=body, headers={"content-type": ctype})
+        message = _message(r)
+        assert message.startswith("body: expected JSON (Content-Type: application/json)"), message
+        assert ctype in message
+    assert client.get("/users/NOTJSON1/reviews").json()["reviews"] == []
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_400(client: TestClient) -> None:
+    def chunks():  # no Content-Length: the limit is found while the body is read
+        yield b'{"parent_asin": "B0", "rating": 5, "text": "'
+        for _ in range(40):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    r = client.post(
+        "/users/U1/reviews", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+    assert "too large" in _message(r, 413)
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "name"),
+    [
+        ("/recommendations", "users=A1&users=A2&k=3", "users"),  # the last would silently win
+        ("/users/A1/recommendations", "k=2&k=50", "k"),
+        ("/random_users", "n=1&n=2", "n"),
+    ],
+)
+def test_a_repeated_query_parameter_is_422(
+    client: TestClient, path: str, query: str, name: str
+) -> None:
+    message = _message(client.get(f"{path}?{query}"))
+    assert message.startswith(f"{name}: given 2 times; give it once"), message
+    assert client.get("/?utm=a&utm=b").status_code == 200  # the demo's page: not an API call
+    assert client.get("/health?utm=a&utm=b").status_code == 200  # not a parameter: ignored
 
 
 def test_every_error_has_the_same_shape(client: TestClient) -> None:

@@ -108,6 +108,62 @@ def test_serve_on_a_busy_port_is_one_line_before_serving(world: World, tmp_path:
     assert done.stderr.startswith(f"deepcart: error: --port {port}: cannot listen on 127.0.0.1:")
 
 
+@pytest.mark.parametrize(
+    ("host", "message"),
+    [
+        ("", "--host (or DEEPCART_HOST): empty"),  # bind("") would listen on every address
+        ("no-such-host.invalid", "--host no-such-host.invalid: not an address of this machine"),
+        ("192.0.2.1", "--host 192.0.2.1: not an address of this machine"),  # TEST-NET-1
+    ],
+)
+def test_a_bad_host_names_host_not_port(
+    world: World,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    message: str,
+) -> None:
+    from deepcart.serve import api
+
+    def run(*_args: object) -> None:
+        raise AssertionError(f"served on host {host!r}")
+
+    monkeypatch.setattr(api, "run_server", run)  # a regression fails here instead of serving
+    code = main(
+        ["serve", "--data-dir", str(world.data_dir), "--model-dir", str(world.model_dir),
+         "--data-tag", TAG, "--type", "als", "--port", "0", "--host", host]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"deepcart: error: {message}"), err
+    assert "--port" not in err
+
+
+@pytest.mark.parametrize("command", ["serve", "deploy"])
+def test_port_0_prints_the_port_the_system_chose(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    from deepcart.serve import api, deploy
+
+    served: list[int] = []
+
+    def run(_app: object, settings: object, sock: socket.socket) -> None:
+        served.append(sock.getsockname()[1])
+        assert settings.port == served[0]  # type: ignore[attr-defined]
+        sock.close()
+
+    monkeypatch.setattr(api, "run_server", run)
+    monkeypatch.setattr(deploy, "run_server", run)
+    lines: list[str] = []
+    settings = world.settings(tmp_path / "r.db", port=0)
+    if command == "serve":
+        api.serve(settings, echo=lines.append)
+    else:
+        deploy.deploy(settings, echo=lines.append)
+    assert served and served[0] != 0
+    assert f"http://127.0.0.1:{served[0]}" in lines[0] and ":0/" not in lines[0], lines
+
+
 def test_the_port_is_held_while_the_models_load(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

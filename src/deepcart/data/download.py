@@ -134,7 +134,11 @@ def check_category(category: str) -> str:
 
 
 def _check_base_url(base_url: str) -> str:
-    parts = urlsplit(str(base_url))
+    try:
+        parts = urlsplit(str(base_url))
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0-65535
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL", "Port out of range 0-65535"
+        raise InputError(f"--base-url: not a valid URL ({exc}): {base_url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InputError(f"--base-url: expected an http:// or https:// URL, got {base_url!r}")
     return base_url if base_url.endswith("/") else base_url + "/"
@@ -317,9 +321,13 @@ def _fetch_with_retries(
         now = _size(part)
         failures = 0 if now > before else failures + 1
         if failures > retries:
-            raise DownloadError(
-                f"giving up on {url} after {retries} retries without progress: {reason}; "
+            kept = (
                 f"kept {part} ({now:,} of {_fmt_total(total)} bytes, run again to resume)"
+                if part.exists()
+                else "no bytes received"
+            )
+            raise DownloadError(
+                f"giving up on {url} after {retries} retries without progress: {reason}; {kept}"
             )
         delay = min(backoff * 2 ** max(failures - 1, 0), _MAX_BACKOFF_S)
         bar.discard()  # keep the warning on a line of its own; the next attempt draws a new bar
@@ -529,9 +537,16 @@ def _say(message: str, progress: bool) -> None:
         print(message, file=sys.stderr)
 
 
+#: The longest --timeout: a day (a larger value overflows the socket layer's time_t).
+_MAX_TIMEOUT_S = 86_400
+
+
 def _check_timeout(timeout: float) -> None:
-    if not isinstance(timeout, int | float) or not timeout > 0:
-        raise InputError(f"--timeout: expected a positive number of seconds, got {timeout!r}")
+    if not isinstance(timeout, int | float) or not 0 < timeout <= _MAX_TIMEOUT_S:
+        raise InputError(
+            f"--timeout: expected a positive number of seconds up to {_MAX_TIMEOUT_S:,}, "
+            f"got {timeout!r}"
+        )
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:

@@ -42,7 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepcart import __version__
 from deepcart.errors import DeepCartError
-from deepcart.serve.config import Settings, listen_on, settings_env, url_of
+from deepcart.serve.config import Settings, bound_to, listen_on, settings_env, url_of
 from deepcart.serve.docs import mount_docs
 from deepcart.serve.schemas import (
     ASIN_PATTERN,
@@ -188,6 +188,19 @@ def _invalid(where: str, name: str, msg: str, value: Any = None) -> RequestValid
     return RequestValidationError(
         [{"type": "value_error", "loc": (where, name), "msg": msg, "input": value}]
     )
+
+
+async def one_value_each(request: Request) -> None:
+    """A query parameter of the endpoint given twice is a 422 (otherwise the last would
+    silently win, and ``users=a&users=b`` would answer for b alone)."""
+    params = request.query_params
+    if len(params.multi_items()) == len(params):  # len: distinct names
+        return
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    for name in {p.alias for p in getattr(dependant, "query_params", ())}:
+        if len(found := params.getlist(name)) > 1:
+            hint = " (several users: one list, users=a,b)" if name == "users" else ""
+            raise _invalid("query", name, f"given {len(found)} times; give it once{hint}")
 
 
 def parse_users(text: str) -> list[str]:
@@ -426,12 +439,27 @@ def _where(loc: Any) -> str:
     return parts[0] if parts else "request"
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _not_json(request: Request, err: dict[str, Any]) -> str | None:
+    """The Content-Type of a body FastAPI did not parse as JSON (so it is not an object), for
+    a message that says so rather than "should be a valid dictionary"."""
+    ctype = request.headers.get("content-type")
+    if tuple(err.get("loc", ())) != ("body",) or err.get("type") != "model_attributes_type":
+        return None
+    media = (ctype or "").split(";")[0].strip().lower()
+    if not ctype or media == "application/json" or media.endswith("+json"):
+        return None
+    return ctype
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = []
     for err in exc.errors():
         name = "body" if err.get("type") == "json_invalid" else _where(err.get("loc"))
-        errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": err.get("msg", "")})
+        msg = err.get("msg", "")
+        if (ctype := _not_json(request, err)) is not None:
+            msg = f"expected JSON (Content-Type: application/json), got Content-Type: {ctype}"
+        errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": msg})
         errors[-1]["name"] = name
     first = errors[0] if errors else {"name": "request", "msg": "invalid request"}
     return error_response(
@@ -468,8 +496,12 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error ({type(exc).__name__}); it was logged")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body over the limit, found while it is read: an HTTPException, so that FastAPI's body
+    parsing passes it on (as a 413) instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body too large: at most {limit:,} bytes")
 
 
 class BodyLimit:
@@ -496,14 +528,13 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise _TooLarge
+                raise _TooLarge(self.limit)
             return message
 
         await self.app(scope, counted, send)
 
     async def _refuse(self, scope: Any, receive: Any, send: Any) -> None:
-        message = f"request body too large: at most {self.limit:,} bytes"
-        await error_response(413, message)(scope, receive, send)
+        await error_response(413, str(_TooLarge(self.limit).detail))(scope, receive, send)
 
 
 # ------------------------------------------------------------------------------ the app
@@ -618,7 +649,7 @@ def create_app(
         redoc_url=None,  # ReDoc loads its logo from a CDN
     )
     for router in (health, users, recommendations, items, admin):
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(one_value_each)])
     mount_ui(app)  # the web demo at /, on the same endpoints (deepcart deploy)
     mount_docs(app)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
@@ -645,6 +676,7 @@ def serve(settings: Settings, echo: Callable[[str], None] = print) -> None:
     """``deepcart serve``: listen on the port and load everything (a problem is one line), then
     run uvicorn."""
     state, sock = prepare(settings)
+    settings = bound_to(settings, sock)
     store = ReviewStore(settings.database_url())
     url = url_of(settings)
     workers = f", {settings.workers} workers" if settings.workers > 1 else ""

@@ -8,6 +8,7 @@ token is read from the environment only, so it never shows in a process list.
 
 from __future__ import annotations
 
+import errno
 import socket
 from pathlib import Path
 
@@ -53,6 +54,13 @@ class Settings(BaseSettings):
             return check_tag(value)
         except DeepCartError as exc:
             raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value.strip():  # socket.bind would take "" as every address, not as a mistake
+            raise ValueError("empty; give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0")
+        return value
 
     @field_validator("type")
     @classmethod
@@ -121,6 +129,8 @@ def listen_on(host: str, port: int) -> socket.socket:
     it over (so no other process can take the port in between: connections that arrive while
     the models load wait in the backlog); or the one-line error when the port is in use or
     ``host`` is not an address of this machine."""
+    if not 0 <= port <= 65535:  # bind() would raise OverflowError
+        raise InputError(f"--port: expected 0 to 65535, got {port}")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -129,12 +139,25 @@ def listen_on(host: str, port: int) -> socket.socket:
         sock.listen(2048)  # uvicorn's default backlog
     except OSError as exc:
         sock.close()
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            raise InputError(
+                f"--host {host}: not an address of this machine ({exc.strerror or exc}); "
+                "use e.g. 127.0.0.1 or 0.0.0.0"
+            ) from None
         raise InputError(
             f"--port {port}: cannot listen on {host}:{port} ({exc.strerror or exc}); "
             "choose another with --port"
         ) from None
     sock.set_inheritable(True)
     return sock
+
+
+def bound_to(settings: Settings, sock: socket.socket) -> Settings:
+    """``settings`` with the port ``sock`` listens on: the one the system chose for
+    ``--port 0``, so that the printed URL (and --share, and the workers) use it."""
+    if settings.port:
+        return settings
+    return settings.model_copy(update={"port": sock.getsockname()[1]})
 
 
 def check_port(host: str, port: int) -> None:

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from deepcart.serve.api import create_app, prepare, run_server
-from deepcart.serve.config import Settings, url_of
+from deepcart.serve.config import Settings, bound_to, url_of
 from deepcart.serve.share import ShareTunnel
 from deepcart.serve.store import ReviewStore
 
@@ -48,6 +48,7 @@ def deploy(settings: Settings, *, share: bool = False, echo: Callable[[str], Non
     """Load the dataset and models (a problem is one line), print the URL, serve until
     interrupted. With ``share``, a public link is opened in the background."""
     state, sock = prepare(settings)
+    settings = bound_to(settings, sock)
     worst = "" if "worst" in state.modes else " (worst mode off: no worst-mode model)"
     store = ReviewStore(settings.database_url())
     url = url_of(settings)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 #: Most recommendations per user in one answer.
 MAX_K = 100
@@ -67,6 +68,23 @@ class ReviewIn(BaseModel):
     rating: int = Field(ge=1, le=5, description="1 to 5 stars")
     title: str | None = Field(default=None, max_length=MAX_TITLE)
     text: str | None = Field(default=None, max_length=MAX_TEXT)
+
+    @field_validator("title", "text")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL refuses NUL in text: the whole group commit would fail (503), other
+        # users' reviews with it. Refused here, for every database alike.
+        if value is not None and "\x00" in value:
+            raise PydanticCustomError("string_nul", "must not contain the NUL character (\\u0000)")
+        return value
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: object) -> object:
+        # Lax validation reads true as 1: a client's mistake stored as a one-star review.
+        if isinstance(value, bool):
+            raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+        return value
 
 
 class Review(BaseModel):
