@@ -114,9 +114,8 @@ def test_ingest_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert not (tmp_path / "out" / "bad.parquet").exists()
 
 
-@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
-def test_unwritable_out_names_the_users_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    pytest.importorskip("matplotlib", reason="the report needs the 'report' extra (matplotlib)")
+def _toy_dataset_and_review_db(tmp_path: Path) -> str:
+    """Dataset 't' under tmp_path/data and an empty review database; its URL."""
     from deepcart.serve.store import ReviewStore
 
     build_dataset(
@@ -125,6 +124,13 @@ def test_unwritable_out_names_the_users_path(tmp_path: Path, capsys: pytest.Capt
     )  # fmt: skip
     db = f"sqlite:///{tmp_path / 'reviews.db'}"
     ReviewStore(db).close()
+    return db
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_unwritable_out_names_the_users_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("matplotlib", reason="the report needs the 'report' extra (matplotlib)")
+    db = _toy_dataset_and_review_db(tmp_path)
     data = ["--data-dir", str(tmp_path / "data"), "--data-tag", "t"]
     for argv, out in (
         (["report", *data, "--reports-dir", str(tmp_path / "r")], "/proc/x.html"),
@@ -171,14 +177,7 @@ def test_export_reviews_into_the_dataset_folder_is_refused(
 ) -> None:
     # --out data/t/reviews.parquet used to replace the dataset's reviews with the stored ones.
     pytest.importorskip("sqlalchemy", reason="export-reviews needs the 'serve' extra")
-    from deepcart.serve.store import ReviewStore
-
-    build_dataset(
-        reviews_file=_toy(tmp_path), items_file=None, output_dir=tmp_path / "data", tag="t",
-        min_interactions=1, min_ratings=1, echo=lambda s: None,
-    )  # fmt: skip
-    db = f"sqlite:///{tmp_path / 'reviews.db'}"
-    ReviewStore(db).close()
+    db = _toy_dataset_and_review_db(tmp_path)
     reviews = tmp_path / "data" / "t" / "reviews.parquet"
     before = reviews.read_bytes()
     argv = ["export-reviews", "--data-dir", str(tmp_path / "data"), "--data-tag", "t",
