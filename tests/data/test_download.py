@@ -33,7 +33,8 @@ META = "meta_categories/meta_All_Beauty.jsonl.gz"
 
 
 def _payload(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
+    """n bytes that start like a gzip file (download checks the magic number of a .gz)."""
+    return b"\x1f\x8b" + random.Random(seed).randbytes(n - 2)
 
 
 @dataclass
@@ -233,6 +234,16 @@ def test_full_download_gives_identical_bytes(server: _Server, tmp_path: Path) ->
     assert paths[0].read_bytes() == server.state.files[REVIEWS]
     assert paths[1].read_bytes() == server.state.files[META]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+
+
+def test_an_html_page_instead_of_gzip_is_refused_and_not_kept(
+    server: _Server, tmp_path: Path
+) -> None:
+    # A mirror or captive proxy that answers 200 with a page: its exact size passes the check.
+    server.state.files[REVIEWS] = b"<!DOCTYPE html>\n<html><body>Sign in</body></html>\n"
+    with pytest.raises(DownloadError, match=r"not gzip \(it begins '<!DOCTYPE html> <html>"):
+        _get(server, tmp_path, what=["reviews"])
+    assert list(tmp_path.iterdir()) == []  # neither the final name nor a .part to resume
 
 
 def test_what_selects_files(server: _Server, tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ Each file is fetched by :func:`download_file`, which is safe to interrupt and to
 - the size on disk must equal the size the server announced (``Content-Length`` or the total of
   ``Content-Range``); otherwise :class:`~deepcart.errors.DownloadError` is raised and the part
   file is kept for a later resume;
+- a ``.gz`` file must begin with gzip's magic bytes (a mirror or proxy answering ``200`` with an
+  HTML page would pass the size check); otherwise the part file is deleted and nothing is kept;
 - only a complete file is fsynced and renamed onto the final name (``os.replace``, atomic), so a
   reader never sees a half-written file under the final name;
 - a final file that already has the size the server states (``HEAD``) is skipped.
@@ -272,6 +274,7 @@ def download_file(
             f"size mismatch for {url}: expected {total:,} bytes, got {size:,}; "
             f"kept {part} (run again to resume, or delete it to start over)"
         )
+    _check_gzip(url, part, dest)
     _finish(part, dest)
     logger.info("downloaded %s (%d bytes)", dest, size)
     if echo is not None:
@@ -469,6 +472,24 @@ def _remote_size(url: str, timeout: float) -> int | None:
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _check_gzip(url: str, part: Path, dest: Path) -> None:
+    """A ``.gz`` download must be gzip: a mirror or proxy that answers 200 with an HTML page
+    would otherwise land under the final name. Such a part file is deleted (resuming it would
+    only append to the page)."""
+    if not dest.name.endswith(".gz"):
+        return
+    with open(part, "rb") as fh:
+        head = fh.read(48)
+    if head.startswith(b"\x1f\x8b"):
+        return
+    part.unlink(missing_ok=True)
+    shown = head.decode("utf-8", "replace").replace("\n", " ")[:40]
+    raise DownloadError(
+        f"{url}: the server sent something that is not gzip (it begins {shown!r}); nothing was "
+        "kept: check --base-url"
+    )
 
 
 def _finish(part: Path, dest: Path) -> None:
