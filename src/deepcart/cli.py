@@ -479,10 +479,12 @@ def _need_serve_extra(exc: ImportError) -> InputError:
 def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from deepcart.serve.api import serve
-        from deepcart.serve.config import load_settings
+        from deepcart.serve.config import load_settings, unknown_variables
     except ImportError as exc:
         raise _need_serve_extra(exc) from None
 
+    for line in unknown_variables():
+        print(f"deepcart: warning: {line}", file=sys.stderr)
     given = getattr(args, "given", set())
     serve(load_settings(**{name: getattr(args, name) for name in sorted(given)}))
     return 0
@@ -490,10 +492,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     try:
-        from deepcart.serve.config import ENV_PREFIX, load_settings
+        from deepcart.serve.config import ENV_PREFIX, load_settings, unknown_variables
         from deepcart.serve.deploy import DEFAULT_PORT, deploy
     except ImportError as exc:
         raise _need_serve_extra(exc) from None
+
+    for line in unknown_variables():
+        print(f"deepcart: warning: {line}", file=sys.stderr)
 
     given = getattr(args, "given", set())
     values = {name: getattr(args, name) for name in sorted(given)}

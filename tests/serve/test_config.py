@@ -204,3 +204,23 @@ def test_the_port_is_held_while_the_models_load(
     with socket.socket() as again:
         again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         again.bind(("127.0.0.1", port))
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_setting(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from deepcart.serve.config import unknown_variables
+
+    env = {"DEEPCART_DATATAG": "t", "DEEPCART_PORT": "1", "DEEPCART_SHARE_SERVER": "s", "PATH": "/"}
+    assert unknown_variables(env) == [
+        "ignoring the environment variable DEEPCART_DATATAG: no such setting (did you mean "
+        "DEEPCART_DATA_TAG?)"
+    ]
+    # serve says so before anything else (here the error that the tag was not set).
+    monkeypatch.setenv("DEEPCART_DATATAG", TAG)
+    monkeypatch.delenv("DEEPCART_DATA_TAG", raising=False)
+    code = main(["serve", "--data-dir", str(world.data_dir), "--type", "als", "--port", "0"])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 2 and len(err) == 2
+    assert err[0].startswith("deepcart: warning: ignoring the environment variable DEEPCART_DAT")
+    assert err[1].startswith("deepcart: error: --data-tag")

@@ -8,8 +8,11 @@ token is read from the environment only, so it never shows in a process list.
 
 from __future__ import annotations
 
+import difflib
 import errno
+import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -20,6 +23,8 @@ from deepcart.errors import DeepCartError, InputError
 from deepcart.modes import MIN_ENGAGEMENT
 
 ENV_PREFIX = "DEEPCART_"
+#: DEEPCART_* variables that are not settings but are read elsewhere (deploy --share's relay).
+OTHER_VARIABLES = frozenset({"DEEPCART_SHARE_SERVER"})
 
 
 class Settings(BaseSettings):
@@ -83,6 +88,21 @@ class Settings(BaseSettings):
         from deepcart.serve.store import default_db_url
 
         return self.db_url or default_db_url(self.data_dir, self.data_tag)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A line for each ``DEEPCART_*`` environment variable that nothing reads (pydantic-settings
+    ignores them, so a misspelt ``DEEPCART_DATATAG`` would pass unnoticed), with the closest
+    name."""
+    env = os.environ if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    lines = []
+    for name in sorted(env):
+        if name.upper().startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            lines.append(f"ignoring the environment variable {name}: no such setting{hint}")
+    return lines
 
 
 def load_settings(**given: object) -> Settings:
