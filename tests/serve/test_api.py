@@ -413,6 +413,19 @@ def test_recommend_matches_the_library(client: TestClient, world: World) -> None
     assert np.isfinite([i["score"] for i in got]).all()
 
 
+def test_a_worker_started_after_a_reload_says_the_same_version(
+    world: World, tmp_path: Path
+) -> None:
+    # uvicorn starts (and restarts) workers on its own schedule: one that came up after a
+    # reload said version 1 for good (it had seen that reload already, so never followed).
+    db = tmp_path / "shared.db"
+    with TestClient(create_app(world.settings(db))) as a:
+        assert a.post("/reload_model", headers=admin()).json()["version"] == 2
+        with TestClient(create_app(world.settings(db))) as late:
+            assert late.get("/health").json()["version"] == 2 == a.get("/health").json()["version"]
+            assert late.post("/reload_data", headers=admin()).json()["version"] == 3
+
+
 def test_a_reload_reaches_the_other_workers(world: World, tmp_path: Path) -> None:
     """Two apps on one database stand for two worker processes."""
     import time

@@ -607,6 +607,17 @@ class StateHolder:
         self._lock = asyncio.Lock()
         #: The reload generations (data, model) this worker's state reflects.
         self.seen: dict[str, int] = store.generations() if store is not None else {}
+        self._number(self.seen)
+
+    def _number(self, generations: dict[str, int]) -> None:
+        """With a store, number the state 1 + the reloads recorded there, so that every worker
+        says the same version, one started (or restarted by uvicorn) after a reload too; it
+        would otherwise say 1 and never follow, having seen that reload already."""
+        if self.store is None:
+            return
+        version = 1 + sum(generations.values())
+        if self.state.version != version:
+            self.state = dataclasses.replace(self.state, version=version)
 
     async def reload(self, what: str) -> tuple[ServingState, float]:
         """Build a new state off the event loop (``what``: 'data' or 'model') and swap it in.
@@ -618,10 +629,11 @@ class StateHolder:
 
         async with self._lock:
             started = time.perf_counter()
-            new = await self._reload(what)
+            await self._reload(what)
             if self.store is not None:
                 self.seen = await anyio.to_thread.run_sync(self.store.bump_generation, what)
-            return new, time.perf_counter() - started
+                self._number(self.seen)
+            return self.state, time.perf_counter() - started
 
     async def follow(self) -> bool:
         """Catch up with a reload another worker made; whether this one reloaded."""
@@ -638,6 +650,8 @@ class StateHolder:
                 await self._reload(what)
             except ReloadRefused as exc:  # the other worker managed; retrying would not help
                 log.error("following another worker's %s reload: %s", what, exc)
+            else:
+                self._number(current)
             self.seen = current
             return True
 
