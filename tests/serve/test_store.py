@@ -300,3 +300,27 @@ def test_sqlite_checkpoints_run_beside_the_writer(tmp_path: Path) -> None:
         writer.close()
         store.close()
     assert writer._checkpointer is not None and not writer._checkpointer.is_alive()
+
+
+def test_a_refused_row_does_not_fail_the_rest_of_its_group_commit(store: ReviewStore) -> None:
+    # A row the database refuses (here NOT NULL; on PostgreSQL a NUL in a text was one) used to
+    # fail every review committed with it; the others are now stored one by one.
+    from concurrent.futures import Future
+
+    from deepcart.serve.store import RowRefused
+
+    committer = GroupCommitter(store)
+    try:
+        good1, bad, good2 = (
+            _review("g1", "i1", 4.0),
+            _review("b", "i1", None),
+            _review("g2", "i2", 2.0),
+        )
+        batch = [(r, Future()) for r in (good1, bad, good2)]
+        committer._commit(batch)  # one group, as the writer thread would commit it
+        assert batch[0][1].result(5) == good1 and batch[2][1].result(5) == good2
+        with pytest.raises(RowRefused, match="could not store the review"):
+            batch[1][1].result(5)
+        assert store.ratings(["g1", "g2", "b"]) == {"g1": [("i1", 4.0)], "g2": [("i2", 2.0)]}
+    finally:
+        committer.close()

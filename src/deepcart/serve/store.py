@@ -107,6 +107,11 @@ class StoreError(DeepCartError):
     """The review database failed (unreachable, full, locked too long)."""
 
 
+class RowRefused(StoreError):
+    """The database refused a row's values (a data or integrity error), not the connection: the
+    other reviews of a group commit can still be stored one by one."""
+
+
 @dataclass(frozen=True)
 class StoredReview:
     user_id: str
@@ -256,6 +261,8 @@ class ReviewStore:
                             )
                         )
                     conn.execute(t.insert(), rows)
+        except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+            raise RowRefused(f"could not store the review: {_short(exc)}") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"could not store the review: {_short(exc)}") from None
 
@@ -304,7 +311,9 @@ class ReviewStore:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.rollback()
-            raise StoreError(f"could not store the review: {_short(exc)}") from None
+            refused = isinstance(exc, sqlite3.DataError | sqlite3.IntegrityError)
+            error = RowRefused if refused else StoreError
+            raise error(f"could not store the review: {_short(exc)}") from None
 
     def put(self, review: StoredReview) -> StoredReview:
         self.put_many([review])
@@ -535,6 +544,13 @@ class GroupCommitter:
     def _commit(self, batch: list[tuple[StoredReview, Future[StoredReview]]]) -> None:
         try:
             self.store.put_many([r for r, _ in batch])
+        except RowRefused as exc:
+            if len(batch) > 1:  # one review's values failed the group: the others one by one
+                for one in batch:
+                    self._commit([one])
+                return
+            batch[0][1].set_exception(exc)
+            return
         except Exception as exc:  # every waiter learns that its review was not stored
             if not isinstance(exc, StoreError):
                 log.exception("review store failure")
