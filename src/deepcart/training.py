@@ -51,6 +51,19 @@ class TrainResult:
     fit_seconds: float
 
 
+def load_trainable(split: Split, tag: str) -> SplitData:
+    """The split's data (``train`` and ``test`` share it); an InputError when its training part
+    is empty, so there is nothing to fit."""
+    data = load_split_data(split)
+    if not data.train.nnz:
+        raise InputError(
+            f"--split {split.params.protocol}: the training part of dataset {tag!r} has no "
+            "ratings, nothing to train on; check the split's flags, or rebuild the dataset "
+            "with lower --min-ratings/--min-interactions"
+        )
+    return data
+
+
 def fit_model(
     data: SplitData, model_type: str, params: dict[str, Any] | None = None, mode: str = "best"
 ) -> tuple[Recommender, float]:
@@ -129,13 +142,7 @@ def train_model(
     check_mode(mode)
     create(model_type, params)  # validate the type and hyperparameters before any work
     split = make_split(data_dir, tag, split_params, echo=echo)
-    data = load_split_data(split)
-    if not data.train.nnz:
-        raise InputError(
-            f"--split {split.params.protocol}: the training part of dataset {tag!r} has no "
-            "ratings, nothing to train on; check the split's flags, or rebuild the dataset "
-            "with lower --min-ratings/--min-interactions"
-        )
+    data = load_trainable(split, tag)
     path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
     # Where the model will go, checked before a fit that may take minutes.
     folder = make_dirs(path.parent, "--model-dir")

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from deepcart import __version__
 from deepcart.data.paths import DEFAULT_MODEL_DIR, check_tag
 from deepcart.data.split import SplitParams, make_split
-from deepcart.data.splitdata import SplitData, load_split_data
+from deepcart.data.splitdata import SplitData
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
 from deepcart.fsutil import atomic_path, atomic_write_text
@@ -32,7 +32,14 @@ from deepcart.models import create, model_names
 from deepcart.models.base import Recommender
 from deepcart.modes import LOW, MIN_ENGAGEMENT, candidates, check_mode, model_input, relevant
 from deepcart.progress import progress_enabled
-from deepcart.training import fit_model, load_saved_model, model_key, model_path, split_id
+from deepcart.training import (
+    fit_model,
+    load_saved_model,
+    load_trainable,
+    model_key,
+    model_path,
+    split_id,
+)
 
 DEFAULT_REPORTS_DIR = Path("reports")
 TOPN = ("ndcg", "map", "recall", "precision", "hit_rate", "mrr")
@@ -198,13 +205,7 @@ def evaluate_models(
             "--split none has no test users; evaluate with --split users, last-out, "
             "timestamp or random"
         )
-    data = load_split_data(split)
-    if not data.train.nnz:
-        raise InputError(
-            f"--split {split.params.protocol}: the training part of dataset {tag!r} has no "
-            "ratings, nothing to train on; check the split's flags, or rebuild the dataset "
-            "with lower --min-ratings/--min-interactions"
-        )
+    data = load_trainable(split, tag)
     echo(f"Train: {data.describe()}")
     echo(
         f"Test: {data.test.n_users:,} users, {data.test.inputs.nnz:,} input and "
