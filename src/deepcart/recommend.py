@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -91,6 +92,37 @@ def require_model(
     return path
 
 
+def check_fitted(
+    path: Path,
+    meta: dict[str, Any],
+    *,
+    model_type: str,
+    mode: str,
+    tag: str,
+    split: str,
+    split_id: str,
+    retrain: str,
+) -> None:
+    """That the model saved at ``path`` (``meta``: its ``model.json``) is a ``model_type`` of
+    ``mode``, fit on the dataset's current ``split`` (``split_id``); else one line that ends
+    with ``retrain``, the command that makes it again. ``recommend`` and the service check the
+    models they load with it."""
+    if meta.get("model") != model_type:
+        raise InputError(
+            f"{path}: holds a {meta.get('model')!r} model, not {model_type!r}; {retrain}"
+        )
+    extra = meta.get("extra", {})
+    if extra.get("mode", "best") != mode:
+        raise InputError(
+            f"{path}: holds a {extra.get('mode')!r}-mode model, expected {mode!r}; {retrain}"
+        )
+    if extra.get("split_id") != split_id:
+        raise InputError(
+            f"{path}: was fit on another version of dataset {tag!r} (split "
+            f"{extra.get('split_id')!r}; the dataset's {split!r} split is {split_id!r}); {retrain}"
+        )
+
+
 def read_user_list(path: str | Path) -> list[str]:
     """User ids from a text file (one per line), a CSV with a user_id column, or Parquet."""
     p = Path(path)
@@ -165,12 +197,6 @@ def recommend_users(
         )
     path = require_model(model_dir, tag, split, model_type, mode, data_dir)
     retrain = f"retrain it with: {train_command(tag, split, model_type, mode, model_dir, data_dir)}"
-    meta = read_model_meta(path)
-    if meta.get("model") != model_type:
-        raise InputError(
-            f"{path}: holds a {meta.get('model')!r} model, not {model_type!r}; {retrain}"
-        )
-    fit_on = meta.get("extra", {}).get("split_id")
     split_json = paths.splits(split) / "split.json"
     current = read_split_meta(split_json).get("split_id") if split_json.is_file() else None
     if current is None:  # build replaced the dataset (and its splits) since the fit
@@ -178,11 +204,10 @@ def recommend_users(
             f"{path}: was fit on a {split!r} split that dataset {tag!r} no longer has (missing "
             f"or damaged {split_json}; rebuilt since?); {retrain}"
         )
-    if fit_on != current:
-        raise InputError(
-            f"{path}: was fit on another version of dataset {tag!r} (split {fit_on!r}; the "
-            f"dataset's {split!r} split is {current!r}); {retrain}"
-        )
+    check_fitted(
+        path, read_model_meta(path), model_type=model_type, mode=mode, tag=tag, split=split,
+        split_id=current, retrain=retrain,
+    )  # fmt: skip
     model, items = load_model_items(path)
     train = load_split(data_dir, tag, split).read("train")
     x_all, users = interactions(train, items)

@@ -52,7 +52,7 @@ from deepcart.errors import DeepCartError, InputError
 from deepcart.fsutil import sha256_file
 from deepcart.models.base import Recommender, read_model_meta
 from deepcart.modes import candidates, model_input
-from deepcart.recommend import load_model_items, require_model
+from deepcart.recommend import check_fitted, load_model_items, require_model, train_command
 from deepcart.serve.config import Settings
 from deepcart.serve.store import ReviewStore
 from deepcart.training import model_path
@@ -362,11 +362,6 @@ class FoldInBatcher:
 
 
 def _load_model(path: Path, split_id: str, settings: Settings, mode: str) -> tuple[Any, IdIndex]:
-    flags = " --mode worst" if mode == "worst" else ""
-    cmd = (
-        f"deepcart train --data-dir {settings.data_dir} --model-dir {settings.model_dir} "
-        f"--data-tag {settings.data_tag} --type {settings.type} --split none{flags}"
-    )
     try:
         meta = read_model_meta(path)
         model, items = load_model_items(path)
@@ -374,15 +369,12 @@ def _load_model(path: Path, split_id: str, settings: Settings, mode: str) -> tup
         raise
     except Exception as exc:  # a corrupt file: say which and what, never a traceback
         raise InputError(f"{path}: cannot load the model ({type(exc).__name__}: {exc})") from None
-    extra = meta.get("extra", {})
-    if extra.get("mode", "best") != mode:
-        raise InputError(f"{path}: holds a {extra.get('mode')!r}-mode model, expected {mode!r}")
-    if extra.get("split_id") != split_id:
-        raise InputError(
-            f"{path}: was fit on another version of dataset {settings.data_tag!r} (split "
-            f"{extra.get('split_id')!r}, the dataset's production split is {split_id!r}); "
-            f"retrain with: {cmd}"
-        )
+    s = settings
+    retrain = train_command(s.data_tag, "none", s.type, mode, s.model_dir, s.data_dir)
+    check_fitted(
+        path, meta, model_type=s.type, mode=mode, tag=s.data_tag, split="none",
+        split_id=split_id, retrain=f"retrain it with: {retrain}",
+    )  # fmt: skip
     return model, items
 
 
@@ -476,7 +468,10 @@ def _load_models(
     settings: Settings, dataset: Dataset
 ) -> tuple[dict[str, Recommender], dict[str, Path], IdIndex]:
     """The production models of ``dataset`` (best required, worst if trained) and their items."""
-    paths = {"best": require_model(settings.model_dir, dataset.tag, "none", settings.type, "best")}
+    best = require_model(
+        settings.model_dir, dataset.tag, "none", settings.type, "best", settings.data_dir
+    )
+    paths = {"best": best}
     worst_dir = model_path(settings.model_dir, dataset.tag, "none", settings.type, "worst")
     if (worst_dir / "model.json").is_file():
         paths["worst"] = worst_dir
@@ -581,7 +576,9 @@ def load_state(settings: Settings, version: int = 1) -> ServingState:
     # that would fail too). Then the model: a missing one is the likeliest mistake, and its
     # message gives the train command.
     require_dataset(settings.data_dir, settings.data_tag)
-    require_model(settings.model_dir, settings.data_tag, "none", settings.type, "best")
+    require_model(
+        settings.model_dir, settings.data_tag, "none", settings.type, "best", settings.data_dir
+    )
     return build_state(settings, load_dataset(settings), version)
 
 
