@@ -476,32 +476,35 @@ def _need_serve_extra(exc: ImportError) -> InputError:
     return InputError(f"the service needs the 'serve' extra (pip install 'deepcart[serve]'): {exc}")
 
 
-def _cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from deepcart.serve.api import serve
-        from deepcart.serve.config import load_settings, unknown_variables
-    except ImportError as exc:
-        raise _need_serve_extra(exc) from None
+def _given_settings(args: argparse.Namespace) -> dict[str, object]:
+    """The service settings given as flags (the rest come from DEEPCART_* variables or the
+    defaults), after a warning for each DEEPCART_* variable that is no setting."""
+    from deepcart.serve.config import unknown_variables
 
     for line in unknown_variables():
         print(f"deepcart: warning: {line}", file=sys.stderr)
-    given = getattr(args, "given", set())
-    serve(load_settings(**{name: getattr(args, name) for name in sorted(given)}))
+    return {name: getattr(args, name) for name in sorted(getattr(args, "given", set()))}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from deepcart.serve.api import serve
+        from deepcart.serve.config import load_settings
+    except ImportError as exc:
+        raise _need_serve_extra(exc) from None
+
+    serve(load_settings(**_given_settings(args)))
     return 0
 
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     try:
-        from deepcart.serve.config import ENV_PREFIX, load_settings, unknown_variables
+        from deepcart.serve.config import ENV_PREFIX, load_settings
         from deepcart.serve.deploy import DEFAULT_PORT, deploy
     except ImportError as exc:
         raise _need_serve_extra(exc) from None
 
-    for line in unknown_variables():
-        print(f"deepcart: warning: {line}", file=sys.stderr)
-
-    given = getattr(args, "given", set())
-    values = {name: getattr(args, name) for name in sorted(given)}
+    values = _given_settings(args)
     # The demo's own defaults, below a DEEPCART_* variable that is set.
     for name, default in (("type", "als"), ("port", DEFAULT_PORT)):
         if name not in values and ENV_PREFIX + name.upper() not in os.environ:
