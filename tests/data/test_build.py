@@ -15,7 +15,7 @@ from deepcart.data.schema import schema_for
 from deepcart.errors import InputError
 
 
-def write_reviews(path: Path, rows: list[tuple]) -> Path:
+def write_reviews(path: Path, rows: list[tuple], row_group_size: int | None = None) -> Path:
     """rows: (user_id, parent_asin, rating, timestamp[, title])"""
     cols = {
         "user_id": [r[0] for r in rows],
@@ -27,7 +27,8 @@ def write_reviews(path: Path, rows: list[tuple]) -> Path:
         "helpful_vote": [0] * len(rows),
         "verified_purchase": [True] * len(rows),
     }
-    pq.write_table(pa.table(cols, schema=schema_for("reviews")), path)
+    table = pa.table(cols, schema=schema_for("reviews"))
+    pq.write_table(table, path, row_group_size=row_group_size)
     return path
 
 

@@ -26,6 +26,7 @@ from deepcart.data.paths import DatasetPaths
 from deepcart.data.schema import schema_for
 from deepcart.data.synth import synthesize
 from deepcart.errors import DataFormatError, InputError
+from tests.data.test_build import write_reviews
 
 
 @pytest.fixture(scope="module")
@@ -70,24 +71,11 @@ def synth_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         ("newuser", asins[3], 4.0, 11, None),
     ]
     extra2_rows = [("newuser", asins[4], 3.0, 12, None), (users[2], "B0NOMETA00", 4.0, 5, None)]
-    extras = []
-    for n, rows in enumerate((extra1_rows, extra2_rows)):
-        t = pa.table(
-            {
-                "user_id": [r[0] for r in rows],
-                "parent_asin": [r[1] for r in rows],
-                "rating": [r[2] for r in rows],
-                "timestamp": [r[3] for r in rows],
-                "title": [r[4] for r in rows],
-                "text": [None] * len(rows),
-                "helpful_vote": [1] * len(rows),
-                "verified_purchase": [False] * len(rows),
-            },
-            schema=schema_for("reviews"),
-        )
-        path = root / f"extra{n}.parquet"
-        pq.write_table(t, path, row_group_size=2)  # several row groups: row index across them
-        extras.append(path)
+    # several row groups each: the input order is kept across them
+    extras = [
+        write_reviews(root / f"extra{n}.parquet", rows, row_group_size=2)
+        for n, rows in enumerate((extra1_rows, extra2_rows))
+    ]
     # Items: drop every 10th item (stubs), repeat one item with another title (first wins).
     keep = [i for i in range(meta.num_rows) if i % 10]
     items_t = pa.concat_tables([meta.take(keep), meta.slice(1, 1)])
@@ -228,21 +216,7 @@ def test_parity_extra_reviews_keep_the_latest_opinion(spark: Any, tmp_path: Path
     engines keep the same rows and count the same replacements."""
 
     def write(name: str, rows: list[tuple[str, str, float, int, str]]) -> Path:
-        t = pa.table(
-            {
-                "user_id": [r[0] for r in rows],
-                "parent_asin": [r[1] for r in rows],
-                "rating": [r[2] for r in rows],
-                "timestamp": [r[3] for r in rows],
-                "title": [r[4] for r in rows],
-                "text": [None] * len(rows),
-                "helpful_vote": [0] * len(rows),
-                "verified_purchase": [None] * len(rows),
-            },
-            schema=schema_for("reviews"),
-        )
-        pq.write_table(t, tmp_path / name, row_group_size=2)
-        return tmp_path / name
+        return write_reviews(tmp_path / name, rows, row_group_size=2)
 
     base = write(
         "base.parquet",
