@@ -1,10 +1,11 @@
 """The web demo end to end in headless Chromium (marker ``browser``): a real `deepcart deploy`
 process on 127.0.0.1, Debian's chromium driven by Playwright, every request to another host
-aborted and recorded. Every wait is for a DOM state, never for time."""
+aborted and recorded. Every wait is for a DOM state or a request, never for time."""
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,354 @@ def test_api_docs_render_offline_and_try_it_out_answers(
             browser.close()
     assert not errors, errors
     assert not outside, outside
+
+
+#: An init script counting the page's POSTs in flight (``window.posts.most``: the most at once).
+COUNT_POSTS = """
+window.posts = { now: 0, most: 0 };
+const pageFetch = window.fetch;
+window.fetch = async (url, options) => {
+  const post = (options || {}).method === "POST";
+  if (post) window.posts.most = Math.max(window.posts.most, ++window.posts.now);
+  try { return await pageFetch(url, options); } finally { if (post) window.posts.now -= 1; }
+};
+"""
+
+
+def _settled(page) -> None:  # noqa: ANN001
+    """Wait until no rating is being saved and the gallery is not loading."""
+    page.wait_for_function(
+        """() => !document.getElementById('status').textContent.startsWith('Saving')
+            && document.getElementById('gallery').dataset.state !== 'loading'"""
+    )
+
+
+@pytest.mark.browser
+def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], demo: str) -> None:
+    """The server down or answering 5xx: the status line says what failed (at the start,
+    whether a rating was saved), the Best/Worst toggle and the selected card show what the page
+    shows, no gallery stays "loading", the error goes once the server answers again, and a new
+    visitor is not shown the old one's ratings."""
+    from playwright.sync_api import sync_playwright
+
+    failing: dict[str, int] = {}  # a path part -> the status answered (0: no connection)
+
+    def route(r) -> None:  # noqa: ANN001
+        url = urlsplit(r.request.url)
+        if url.hostname != "127.0.0.1":
+            r.abort()
+            return
+        for part, code in failing.items():
+            if part in url.path:
+                if code:
+                    r.fulfill(status=code, json={"message": "boom", "detail": "boom"})
+                else:
+                    r.abort("connectionrefused")
+                return
+        r.continue_()
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**chromium)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route("**/*", route)
+            page.set_default_timeout(30_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+
+            # The server fails as the page opens: it says so, and nothing stays "Loading…".
+            failing["/health"] = 503
+            page.goto(demo + "/")
+            page.wait_for_selector("#status.error >> text=The demo could not start")
+            assert page.get_attribute("#gallery", "data-state") == "error"
+            assert page.inner_text("#gallery-title") == "No products to show"
+            failing.clear()
+
+            page.reload()
+            page.wait_for_selector("body[data-ready=true]")
+            _wait_ready(page, "best", fallback=True)
+            visitor = page.inner_text("#visitor-id")
+            asin = page.locator(CARDS).first.get_attribute("data-asin")
+            page.locator(CARDS).first.click()
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+
+            # The server is down: the rating was not saved, and the page says so.
+            failing["/reviews"] = 0
+            page.click('#stars .star[data-stars="4"]')
+            page.wait_for_selector("#status.error")
+            assert page.inner_text("#status").startswith(
+                "Your 4-star rating was not saved: the server did not answer"
+            )
+            assert page.locator('#stars .star[aria-pressed="true"]').count() == 0
+            assert page.locator("#rated li").count() == 0
+
+            # Saved, but the gallery fails: the rating is kept and shown, the gallery not stuck.
+            failing.clear()
+            failing["/recommendations"] = 503
+            page.click('#stars .star[data-stars="4"]')
+            page.wait_for_selector('#gallery[data-state="error"]')
+            assert page.inner_text("#status").startswith(
+                "Saved: 4 of 5, but the gallery could not be updated"
+            )
+            page.wait_for_selector(f'#rated li[data-asin="{asin}"]')
+            stored = httpx.get(f"{demo}/users/{visitor}/reviews", timeout=10).json()["reviews"]
+            assert [(r["parent_asin"], r["rating"]) for r in stored] == [(asin, 4.0)]
+
+            # Worst mode fails to load: the toggle goes back to the list on show.
+            page.click("#mode-worst")
+            page.wait_for_selector("#status.error >> text=Could not switch to worst mode")
+            assert page.get_attribute("#mode-best", "aria-pressed") == "true"
+            assert page.get_attribute("body", "data-mode") == "best"
+
+            # A product's details fail: the marked card stays the one whose details show.
+            other = next(a for a in _gallery(page) if a != asin)
+            failing["/items/"] = 503
+            page.click(f'{CARDS}[data-asin="{other}"]')
+            page.wait_for_selector("#status.error >> text=Could not show that product")
+            pressed = page.eval_on_selector_all(
+                f'{CARDS}[aria-pressed="true"]', "bs => bs.map(b => b.dataset.asin)"
+            )
+            assert pressed == [asin] and page.get_attribute("#details", "data-asin") == asin
+
+            # The server answers again: the next action works and the error goes.
+            failing.clear()
+            page.click("#mode-worst")
+            _wait_ready(page, "worst", fallback=False)
+            assert page.inner_text("#status") == ""
+            assert page.locator("#status.error").count() == 0
+
+            # Start over while the server fails: the new visitor is not shown the old ratings.
+            failing["/users/"] = 503
+            page.click("#start-over")
+            page.wait_for_selector("#status.error >> text=Could not load the new visitor")
+            assert page.inner_text("#visitor-id") != visitor
+            assert page.locator("#rated li").count() == 0
+            assert page.inner_text("#rated-title") == "Your ratings (0)"
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_demo_ratings_in_flight_and_keyboard(chromium: dict[str, Any], demo: str) -> None:
+    """A rating whose answer comes late: a re-rating of the product waits for it (the page and
+    the server agree on the last one given), selecting another product meanwhile does not put
+    the late rating on its stars, and "Start over" meanwhile does not give it to the new
+    visitor. After a reload on a slow server: a rating given while the list of rated products
+    still loads stays in it, and "Start over" while the ratings load leaves the new visitor
+    with none. From the keyboard: Space on a star keeps the focus there, and the Best/Worst
+    focus ring is not clipped."""
+    from playwright.sync_api import sync_playwright
+
+    late: list[Any] = []  # requests held back: (route, its answer, or None: not sent yet)
+    hold: Counter[str] = Counter()  # "POST" or a GET's path: how many of the next to hold
+    answered: Counter[str] = Counter()  # "POST reviews", "GET recommendations": answers seen
+
+    def route(r) -> None:  # noqa: ANN001
+        url = urlsplit(r.request.url)
+        if url.hostname != "127.0.0.1":
+            r.abort()
+        elif r.request.method == "POST" and hold["POST"]:
+            hold["POST"] -= 1
+            late.append((r, r.fetch()))  # stored by the server, answered later
+        elif r.request.method == "GET" and hold[url.path]:
+            hold[url.path] -= 1
+            late.append((r, None))  # sent later
+        else:
+            r.continue_()
+
+    def release() -> None:
+        while not late:
+            page.wait_for_timeout(20)  # polling for the held request, not an assertion
+        r, response = late.pop(0)
+        if response is None:
+            r.continue_()
+        else:
+            r.fulfill(response=response)
+
+    def wait_answered(what: str, n: int) -> None:
+        while answered[what] < n:
+            page.wait_for_timeout(20)  # polling for the answers, not an assertion
+
+    def rating_shown() -> str:
+        return page.inner_text("#your-rating")
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**chromium)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.route("**/*", route)
+            page.set_default_timeout(30_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on(
+                "requestfinished",
+                lambda q: answered.update([f"{q.method} {urlsplit(q.url).path.split('/')[-1]}"]),
+            )
+            page.add_init_script(COUNT_POSTS)
+            page.goto(demo + "/")
+            page.wait_for_selector("body[data-ready=true]")
+            _wait_ready(page, "best", fallback=True)
+            visitor = page.inner_text("#visitor-id")
+
+            # Keyboard: the focus ring of the toggle shows whole; Enter selects a card, Space
+            # on a star rates and keeps the focus on that star.
+            page.focus("#k")
+            page.keyboard.press("Shift+Tab")
+            page.keyboard.press("Shift+Tab")
+            ring = page.evaluate(
+                """() => { const b = document.activeElement;
+                    return [b.id, getComputedStyle(b).outlineStyle,
+                            getComputedStyle(b.parentElement).overflow]; }"""
+            )
+            assert ring[0] == "mode-best" and ring[1] != "none" and ring[2] == "visible", ring
+            card = page.locator(CARDS).first
+            asin = card.get_attribute("data-asin")
+            card.focus()
+            page.keyboard.press("Enter")
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+            page.focus('#stars .star[data-stars="3"]')
+            page.keyboard.press("Space")
+            page.wait_for_selector("#status >> text=Saved: 3 of 5")
+            assert page.evaluate("document.activeElement.dataset.stars") == "3"
+
+            # Re-rated at once while the first answer is late: the second rating is sent once
+            # the first is answered, so the last rating given is the one stored and shown.
+            # (Each answered rating is shown before the gallery is asked for again.)
+            _settled(page)
+            done = answered["GET recommendations"]
+            hold["POST"] = 1
+            page.click('#stars .star[data-stars="2"]')
+            page.click('#stars .star[data-stars="5"]')
+            release()
+            wait_answered("GET recommendations", done + 2)
+            _settled(page)
+            stored = httpx.get(f"{demo}/users/{visitor}/reviews", timeout=10).json()["reviews"]
+            assert [(r["parent_asin"], r["rating"]) for r in stored] == [(asin, 5.0)]
+            assert rating_shown() == "your rating: 5 of 5"
+            assert page.evaluate("window.posts.most") == 1
+
+            # Another product selected before the answer: its stars stay its own.
+            other = next(a for a in _gallery(page) if a != asin)
+            hold["POST"] = 1
+            page.click('#stars .star[data-stars="1"]')
+            page.click(f'{CARDS}[data-asin="{other}"]')
+            page.wait_for_selector(f'#details[data-asin="{other}"]:not([hidden])')
+            release()
+            page.wait_for_selector("#status >> text=Saved: 1 of 5")
+            assert rating_shown() == ""
+            assert page.locator('#stars .star[aria-pressed="true"]').count() == 0
+
+            # Started over before the answer: the new visitor has rated nothing.
+            _settled(page)
+            done = answered["POST reviews"]
+            hold["POST"] = 1
+            page.click('#stars .star[data-stars="4"]')
+            page.click("#start-over")
+            page.wait_for_function(
+                "v => document.getElementById('visitor-id').textContent !== v", arg=visitor
+            )
+            _wait_ready(page, "best", fallback=True)
+            release()
+            wait_answered("POST reviews", done + 1)
+            _settled(page)
+            assert page.locator("#rated li").count() == 0
+            _wait_ready(page, "best", fallback=True)
+            old = httpx.get(f"{demo}/users/{visitor}/reviews", timeout=10).json()["reviews"]
+            assert (other, 4.0) in [(r["parent_asin"], r["rating"]) for r in old]
+
+            # Reloaded, the rated product's details slow: a rating given meanwhile stays listed.
+            visitor = page.inner_text("#visitor-id")
+            first = _gallery(page)[0]
+            page.click(f'{CARDS}[data-asin="{first}"]')
+            page.wait_for_selector(f'#details[data-asin="{first}"]:not([hidden])')
+            page.click('#stars .star[data-stars="3"]')
+            page.wait_for_selector(f'#rated li[data-asin="{first}"]')
+            _settled(page)
+            hold[f"/items/{first}"] = 1
+            page.reload()
+            _wait_ready(page, "best", fallback=False)
+            second = _gallery(page)[0]
+            page.click(f'{CARDS}[data-asin="{second}"]')
+            page.wait_for_selector(f'#details[data-asin="{second}"]:not([hidden])')
+            page.click('#stars .star[data-stars="4"]')
+            page.wait_for_selector(f'#rated li[data-asin="{second}"]')
+            release()
+            page.wait_for_selector("body[data-ready=true]")  # the first list is drawn, or not
+            listed = page.eval_on_selector_all("#rated li", "ls => ls.map(l => l.dataset.asin)")
+            assert listed == [second, first]
+
+            # Reloaded, the ratings slow, "Start over" at once: the new visitor has none.
+            hold[f"/users/{visitor}/reviews"] = 1
+            page.reload()
+            page.wait_for_function(
+                "v => document.getElementById('visitor-id').textContent === v", arg=visitor
+            )
+            page.click("#start-over")
+            page.wait_for_function(
+                "v => document.getElementById('visitor-id').textContent !== v", arg=visitor
+            )
+            _wait_ready(page, "best", fallback=True)
+            release()
+            page.wait_for_selector("body[data-ready=true]")
+            _settled(page)
+            assert page.locator("#rated li").count() == 0
+            assert page.get_attribute("#gallery", "data-fallback") == "true"
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_demo_on_a_phone_with_odd_product_data(chromium: dict[str, Any], demo: str) -> None:
+    """375 x 667: a product title of one 200-character word (as data may hold) does not widen
+    the page, a card tapped at the top brings its details, below the gallery, into view, and an
+    http: image URL (older metadata; the page's policy allows it) is shown, not replaced."""
+    from playwright.sync_api import sync_playwright
+
+    word = "LongPartNumber" * 14 + "END"  # one word, no place to break
+    old_image = "http://images.example.org/old-metadata.jpg"
+    outside: list[str] = []
+
+    def route(r) -> None:  # noqa: ANN001
+        url = urlsplit(r.request.url)
+        if url.hostname != "127.0.0.1":
+            outside.append(r.request.url)
+            r.abort()
+        elif url.path.startswith("/items/"):
+            response = r.fetch()
+            r.fulfill(response=response, json={**response.json(), "title": word})
+        elif url.path.endswith("/recommendations"):
+            response = r.fetch()
+            recs = response.json()
+            recs["items"][1]["image"] = old_image
+            r.fulfill(response=response, json=recs)
+        else:
+            r.continue_()
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**chromium)
+        try:
+            page = browser.new_page(
+                viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True
+            )
+            page.route("**/*", route)
+            page.set_default_timeout(30_000)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(demo + "/")
+            page.wait_for_selector("body[data-ready=true]")
+            _wait_ready(page, "best", fallback=True)
+            card = page.locator(CARDS).first
+            asin = card.get_attribute("data-asin")
+            card.tap()
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+            assert page.inner_text("#details-title").replace("\n", "") == word
+            assert page.evaluate("document.documentElement.scrollWidth") == 375
+            top = page.evaluate("document.getElementById('details').getBoundingClientRect().top")
+            assert 0 <= top < 667, top
+            assert page.locator(CARDS).nth(1).locator("img").get_attribute("data-src") == old_image
+            assert old_image in outside
+        finally:
+            browser.close()
+    assert not errors, errors

@@ -46,15 +46,22 @@ const state = {
   selected: null,
   gallery: [],
   loads: 0, // the latest gallery request; older answers are dropped
+  lists: 0, // the latest rendering of the rated list; older ones are dropped
+  saving: Promise.resolve(), // ratings are sent one at a time, in the order given
 };
 
 // ------------------------------------------------------------------------------ requests
 
 async function api(path, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { Accept: "application/json", ...(options.headers || {}) },
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      ...options,
+      headers: { Accept: "application/json", ...(options.headers || {}) },
+    });
+  } catch {
+    throw new Error("the server did not answer (is it running? is the network up?)");
+  }
   let body = null;
   try {
     body = await response.json();
@@ -62,8 +69,8 @@ async function api(path, options = {}) {
     body = null;
   }
   if (!response.ok) {
-    const why = body && (body.message || body.detail);
-    throw new Error(`${path.split("?")[0]}: ${response.status} ${why || response.statusText}`);
+    const reason = body && (body.message || body.detail);
+    throw new Error(`${path.split("?")[0]}: ${response.status} ${reason || response.statusText}`);
   }
   return body;
 }
@@ -73,6 +80,13 @@ function showStatus(text, isError = false) {
   el.textContent = text;
   el.classList.toggle("error", isError);
 }
+
+/** An error on show is over once the page has fresh answers again. */
+function clearError() {
+  if ($("status").classList.contains("error")) showStatus("");
+}
+
+const why = (err) => String(err.message || err);
 
 async function item(asin) {
   if (!state.items.has(asin)) {
@@ -101,7 +115,8 @@ function setImage(img, url) {
   img.onerror = () => {
     if (img.dataset.fallback !== "true") fallback();
   };
-  if (url && /^https:\/\//.test(url)) {
+  if (url && /^https?:\/\//.test(url)) {
+    // http: too, as the page's policy allows: the 2014 and 2018 metadata has such URLs.
     img.dataset.fallback = "false";
     img.dataset.src = url;
     img.src = url;
@@ -176,14 +191,24 @@ async function loadGallery() {
   const ticket = ++state.loads;
   $("gallery").dataset.state = "loading";
   const q = new URLSearchParams({ k: String(state.k), mode: state.mode });
-  const recs = await api(`/users/${encodeURIComponent(state.visitor)}/recommendations?${q}`);
+  let recs;
+  try {
+    recs = await api(`/users/${encodeURIComponent(state.visitor)}/recommendations?${q}`);
+  } catch (err) {
+    if (ticket === state.loads) $("gallery").dataset.state = "error"; // not loading forever
+    throw err;
+  }
   if (ticket !== state.loads) return; // a newer request is on its way
   state.gallery = recs.items;
   renderGallery(recs);
+  clearError();
 }
 
 function renderStars(asin) {
   const box = $("stars");
+  // A star used from the keyboard keeps the focus when the stars are drawn again.
+  const active = document.activeElement;
+  const focused = box.contains(active) ? active.dataset.stars : null;
   box.replaceChildren();
   const mine = state.ratings.get(asin);
   for (let s = 1; s <= 5; s += 1) {
@@ -194,6 +219,7 @@ function renderStars(asin) {
     b.setAttribute("aria-pressed", String(mine !== undefined && s <= mine));
     b.addEventListener("click", () => rate(asin, s));
     box.append(b);
+    if (focused === b.dataset.stars) b.focus();
   }
   $("your-rating").textContent = mine === undefined ? "" : `your rating: ${mine} of 5`;
 }
@@ -230,23 +256,41 @@ function renderDetails(detail) {
   }
 }
 
+function markSelected() {
+  for (const b of document.querySelectorAll(".card-button")) {
+    b.setAttribute("aria-pressed", String(b.dataset.asin === state.selected));
+  }
+}
+
 async function select(asin) {
   state.selected = asin;
-  for (const b of document.querySelectorAll(".card-button")) {
-    b.setAttribute("aria-pressed", String(b.dataset.asin === asin));
-  }
+  markSelected();
   try {
     const detail = await item(asin);
-    if (state.selected === asin) renderDetails(detail);
+    if (state.selected !== asin) return;
+    renderDetails(detail);
+    clearError();
+    // On a narrow screen the details are below the gallery: bring them into view.
+    const box = $("details").getBoundingClientRect();
+    if (box.top < 0 || box.top > window.innerHeight * 0.8) {
+      $("details").scrollIntoView({ block: "nearest" });
+    }
   } catch (err) {
-    showStatus(String(err.message || err), true);
+    if (state.selected === asin) {
+      // Back to the product the details show, so that the stars rate what is marked.
+      state.selected = $("details").hidden ? null : $("details").dataset.asin;
+      markSelected();
+    }
+    showStatus(`Could not show that product: ${why(err)}`, true);
   }
 }
 
 async function renderRated() {
+  const ticket = ++state.lists;
   const list = $("rated");
   const asins = [...state.ratings.keys()].reverse(); // latest first
   const details = await Promise.all(asins.map((a) => item(a).catch(() => null)));
+  if (ticket !== state.lists) return; // a newer list is on its way
   list.replaceChildren();
   asins.forEach((asin, i) => {
     const d = details[i];
@@ -275,7 +319,9 @@ async function renderRated() {
 /** The visitor's stored ratings (first: the gallery marks the rated cards), then the gallery
  * and the list of rated products. */
 async function loadVisitor() {
-  const body = await api(`/users/${encodeURIComponent(state.visitor)}/reviews`);
+  const visitor = state.visitor;
+  const body = await api(`/users/${encodeURIComponent(visitor)}/reviews`);
+  if (visitor !== state.visitor) return; // started over meanwhile
   state.ratings = new Map(body.reviews.map((r) => [r.parent_asin, r.rating]));
   await Promise.all([loadGallery(), renderRated()]);
 }
@@ -283,20 +329,33 @@ async function loadVisitor() {
 // ------------------------------------------------------------------------------ actions
 
 async function rate(asin, stars) {
-  try {
-    showStatus(`Saving ${stars} star${stars === 1 ? "" : "s"}…`);
-    await api(`/users/${encodeURIComponent(state.visitor)}/reviews`, {
+  const visitor = state.visitor;
+  const what = `${stars}-star rating`;
+  showStatus(`Saving your ${what}…`);
+  // One at a time: the last rating given is the last one stored, and the one shown.
+  const post = state.saving.then(() =>
+    api(`/users/${encodeURIComponent(visitor)}/reviews`, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ parent_asin: asin, rating: stars }),
-    });
-    state.ratings.delete(asin); // a re-rating moves to the end, as on the server
-    state.ratings.set(asin, stars);
-    renderStars(asin);
+    }),
+  );
+  state.saving = post.catch(() => null);
+  try {
+    await post;
+  } catch (err) {
+    if (visitor === state.visitor) showStatus(`Your ${what} was not saved: ${why(err)}`, true);
+    return;
+  }
+  if (visitor !== state.visitor) return; // started over meanwhile: it was the old visitor's
+  state.ratings.delete(asin); // a re-rating moves to the end, as on the server
+  state.ratings.set(asin, stars);
+  if (state.selected === asin) renderStars(asin);
+  try {
     await Promise.all([loadGallery(), renderRated()]);
     showStatus(`Saved: ${stars} of 5. The gallery re-ranked.`);
   } catch (err) {
-    showStatus(String(err.message || err), true);
+    showStatus(`Saved: ${stars} of 5, but the gallery could not be updated: ${why(err)}`, true);
   }
 }
 
@@ -310,14 +369,26 @@ function applyMode() {
 
 async function setMode(mode) {
   if (mode === state.mode) return;
+  const before = state.mode;
   state.mode = mode;
   saved.set(KEY.mode, mode);
   applyMode();
   try {
     await loadGallery();
+  } catch (err) {
+    if (state.mode === mode) {
+      // Back to the mode whose list is on show.
+      state.mode = before;
+      saved.set(KEY.mode, before);
+      applyMode();
+    }
+    showStatus(`Could not switch to ${mode} mode: ${why(err)}`, true);
+    return;
+  }
+  try {
     if (state.selected) renderDetails(await item(state.selected));
   } catch (err) {
-    showStatus(String(err.message || err), true);
+    showStatus(why(err), true);
   }
 }
 
@@ -325,13 +396,15 @@ async function startOver() {
   state.visitor = newVisitorId();
   saved.set(KEY.visitor, state.visitor);
   state.selected = null;
+  state.ratings = new Map(); // none yet, even if the server cannot be asked
   $("details").hidden = true;
   $("visitor-id").textContent = state.visitor;
   showStatus("You are a new visitor: nothing rated yet.");
+  renderRated();
   try {
     await loadVisitor();
   } catch (err) {
-    showStatus(String(err.message || err), true);
+    showStatus(`Could not load the new visitor's products: ${why(err)}`, true);
   }
 }
 
@@ -355,7 +428,9 @@ async function start() {
     $("k-value").textContent = String(state.k);
     saved.set(KEY.k, String(state.k));
     clearTimeout(debounce);
-    debounce = setTimeout(() => loadGallery().catch((e) => showStatus(e.message, true)), 150);
+    const update = () =>
+      loadGallery().catch((e) => showStatus(`Could not update the gallery: ${why(e)}`, true));
+    debounce = setTimeout(update, 150);
   });
   $("mode-best").addEventListener("click", () => setMode("best"));
   $("mode-worst").addEventListener("click", () => setMode("worst"));
@@ -378,7 +453,11 @@ async function start() {
     await loadVisitor();
     document.body.dataset.ready = "true";
   } catch (err) {
-    showStatus(`The server did not answer: ${err.message || err}`, true);
+    showStatus(`The demo could not start: ${why(err)}. Reload the page to try again.`, true);
+    if ($("gallery").dataset.state !== "ready") {
+      $("gallery").dataset.state = "error"; // no "Loading…" forever
+      $("gallery-title").textContent = "No products to show";
+    }
   }
 }
 
