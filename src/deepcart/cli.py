@@ -412,6 +412,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_test(args: argparse.Namespace) -> int:
     from deepcart.eval.evaluate import evaluate_models
+    from deepcart.eval.repeat import check_repeats, evaluate_repeated
     from deepcart.models import parse_params
 
     types = [t.strip() for t in args.type.split(",") if t.strip()]
@@ -421,7 +422,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     per_model = {types[0]: params} if params else {}
     for t, nn in _nn_params(args, types).items():
         per_model[t] = _merge_params(per_model.get(t, {}), nn)
-    evaluate_models(
+    common = dict(
         data_dir=args.data_dir,
         tag=args.data_tag,
         model_types=types,
@@ -434,6 +435,10 @@ def _cmd_test(args: argparse.Namespace) -> int:
         min_engagement=args.min_engagement,
         progress=not args.quiet,
     )
+    if check_repeats(args.repeat, args.split) > 1:
+        evaluate_repeated(repeats=args.repeat, **common)  # type: ignore[arg-type]
+    else:
+        evaluate_models(**common)  # type: ignore[arg-type]
     return 0
 
 
@@ -734,8 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate models side by side on a split's test users",
         description="Evaluate one model, a comma-separated list or 'all': use the model train "
         "saved for this tag and split, or fit it first. Prints one table and writes "
-        "reports/<tag>/<split>/<model>/{metrics.json,recs.parquet}.\n\n"
-        "example: deepcart test --data-tag quickstart --type all --top-k 10",
+        "reports/<tag>/<split>/<model>/{metrics.json,recs.parquet}. With --repeat N: the same "
+        "on N splits (seeds --seed, --seed + 1, ...; reports under seed-<s>/), then each "
+        "model's mean over them (reports/<tag>/<split>/repeats.json).\n\n"
+        "example: deepcart test --data-tag quickstart --type all --top-k 10\n"
+        "example: deepcart test --data-tag quickstart --type als,ease,popular --repeat 5",
         formatter_class=_Formatter,
     )
     _add_dataset(p)
@@ -761,6 +769,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="worst mode: rank only items with at least this many training ratings",
     )
     _add_split(p)
+    p.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="evaluate on N splits drawn with seeds --seed .. --seed + N - 1 and summarise "
+        "(mean, standard error, paired t-test over the splits); --split users or random",
+    )
     _add_common(p)
     p.set_defaults(func=_cmd_test)
 

@@ -183,10 +183,13 @@ def evaluate_models(
     n_boot: int = 1000,
     echo: Callable[[str], None] = print,
     progress: bool = True,
+    report_name: str | None = None,
 ) -> list[EvalResult]:
     """Evaluate each model on the test users of the split; print and write the comparison.
 
     ``progress``: the progress bars of the fits (:mod:`deepcart.progress`); ``False``: none.
+    ``report_name``: a folder between the split's report folder and the models' (the repeats
+    of :func:`deepcart.eval.repeat.evaluate_repeated`: ``seed-<s>``).
     """
     check_tag(tag)
     check_mode(mode)
@@ -212,6 +215,9 @@ def evaluate_models(
         f"{data.test.check.nnz:,} check ratings"
     )
     protocol = split.params.protocol
+    reports_root = Path(reports_dir) / tag / protocol
+    if report_name:
+        reports_root = reports_root / report_name
     allowed = candidates(data.train, mode, min_engagement)
     if allowed is not None and not allowed.any():
         # Not an error: quickstart on a tiny category gets here; every list is empty, so say why.
@@ -258,7 +264,7 @@ def evaluate_models(
         metrics.update(rating)
         metrics["coverage"] = M.catalog_coverage(recs, len(data.items))
         ci = {name: M.bootstrap_ci(per_user[name], n_boot=n_boot) for name in TOPN}
-        out_dir = Path(reports_dir) / tag / protocol / model_key(model_type, mode)
+        out_dir = reports_root / model_key(model_type, mode)
         res = EvalResult(
             model=model_key(model_type, mode),
             k=k,
@@ -292,7 +298,7 @@ def evaluate_models(
             f"{results[0].n_skipped:,} test users with no {what} were left out of the scores "
             "(counted, not scored as 0)."
         )
-    echo(f"Reports written to {Path(reports_dir) / tag / protocol}/")
+    echo(f"Reports written to {reports_root}/")
     return results
 
 

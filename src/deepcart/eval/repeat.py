@@ -1,0 +1,286 @@
+"""Repeated evaluation: the same models on several splits drawn with consecutive seeds.
+
+One split's test users can be few (dozens on a small category), and then which of two close
+models wins is mostly which users the split drew: in ``benchmarks/neural.py`` one split of Gift
+Cards puts ``vae`` at 0.170 against ``ease``'s 0.199 and the next at 0.384 against 0.296.
+:func:`evaluate_repeated` runs :func:`~deepcart.eval.evaluate.evaluate_models` on ``repeats``
+splits (seeds ``seed``, ``seed + 1``, ...; other test and validation users, other held-out
+items), then prints and writes each model's mean over the splits with its standard error, on
+how many splits it was the best, and a paired t-test over the splits against the model with the
+best mean NDCG@K.
+
+Files: each split's reports go to ``<reports>/<tag>/<protocol>/seed-<s>/<model>/`` (as
+``deepcart test`` writes them), the summary to ``<reports>/<tag>/<protocol>/repeats.json``.
+The split on disk is the one the given seed names again afterwards (saved models and
+``recommend`` check it), also when a repeat fails.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepcart import __version__
+from deepcart.data.paths import DEFAULT_MODEL_DIR
+from deepcart.data.split import SplitParams, make_split
+from deepcart.errors import InputError
+from deepcart.eval import metrics as M
+from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, EvalResult, evaluate_models
+from deepcart.fsutil import atomic_write_text
+from deepcart.modes import MIN_ENGAGEMENT
+
+#: Protocols whose split depends on the seed (the others would repeat the same split).
+SEEDED = ("users", "random")
+#: The metrics summarised over the splits (when a model has them).
+SUMMARISED = (
+    "ndcg",
+    "map",
+    "recall",
+    "precision",
+    "hit_rate",
+    "mrr",
+    "auc",
+    "coverage",
+    "avg_popularity",
+    "rmse",
+    "mae",
+    "pearson_r",
+)
+
+
+@dataclass
+class RepeatedResult:
+    """One model over the splits: its metrics per split (in seed order), their mean and the
+    standard error of the mean, on how many splits its NDCG@K was the best, and the p-value of a
+    paired t-test of its per-split NDCG@K against the best model's."""
+
+    model: str
+    per_split: dict[str, list[float]]
+    mean: dict[str, float]
+    se: dict[str, float]
+    fit_seconds: float
+    best_on: int
+    p_vs_best: float = math.nan
+
+
+def check_repeats(repeats: Any, protocol: str) -> int:
+    """``repeats`` as an int >= 1; more than one only for a protocol that depends on the seed."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int | np.integer) or repeats < 1:
+        raise InputError(f"--repeat: expected a positive integer, got {repeats!r}")
+    if repeats > 1 and protocol not in SEEDED:
+        raise InputError(
+            f"--repeat {repeats}: the {protocol} split does not depend on --seed, so every "
+            f"repeat would be the same split; use --split {' or '.join(SEEDED)}"
+        )
+    return int(repeats)
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=float)
+    a = a[~np.isnan(a)]
+    if a.size == 0:
+        return math.nan, math.nan
+    se = float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else math.nan
+    return float(a.mean()), se
+
+
+def summarize_runs(runs: list[list[EvalResult]]) -> list[RepeatedResult]:
+    """Each model's metrics over the runs (one list of results per split, same models)."""
+    names = [r.model for r in runs[0]]
+    best_each = []
+    for results in runs:
+        scores = [r.metrics["ndcg"] for r in results]
+        finite = [s for s in scores if not math.isnan(s)]
+        best_each.append(max(finite) if finite else math.nan)
+    out = []
+    for i, name in enumerate(names):
+        rows = [results[i] for results in runs]
+        keys = [k for k in SUMMARISED if k in rows[0].metrics]
+        per_split = {k: [float(r.metrics.get(k, math.nan)) for r in rows] for k in keys}
+        stats = {k: _mean_se(v) for k, v in per_split.items()}
+        out.append(
+            RepeatedResult(
+                model=name,
+                per_split=per_split,
+                mean={k: m for k, (m, _) in stats.items()},
+                se={k: e for k, (_, e) in stats.items()},
+                fit_seconds=float(np.nanmean([r.fit_seconds for r in rows])),
+                best_on=sum(
+                    1
+                    for r, b in zip(rows, best_each, strict=True)
+                    if not math.isnan(b) and r.metrics["ndcg"] == b
+                ),
+            )
+        )
+    best = _best(out)
+    for r in out:
+        if r is not best and best is not None:
+            r.p_vs_best = M.paired_test(
+                np.asarray(r.per_split["ndcg"]), np.asarray(best.per_split["ndcg"])
+            )
+    return out
+
+
+def _best(results: list[RepeatedResult]) -> RepeatedResult | None:
+    finite = [r for r in results if not math.isnan(r.mean["ndcg"])]
+    return max(finite, key=lambda r: r.mean["ndcg"]) if finite else None
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "-" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _pm(r: RepeatedResult, key: str) -> str:
+    if key not in r.mean:
+        return "-"
+    return f"{_fmt(r.mean[key])} ± {_fmt(r.se[key])}"
+
+
+def format_summary(results: list[RepeatedResult], k: int, seeds: list[int]) -> list[str]:
+    """The summary table: mean ± standard error over the splits, best on, p vs best."""
+    best = _best(results)
+    head = [
+        "model",
+        f"NDCG@{k} mean ± s.e.",
+        "min..max",
+        f"Recall@{k} mean ± s.e.",
+        f"HR@{k}",
+        "AUC",
+        "RMSE",
+        "fit s",
+        "best on",
+        "p vs best",
+    ]
+    rows = []
+    for r in results:
+        nd = [v for v in r.per_split["ndcg"] if not math.isnan(v)]
+        rows.append(
+            [
+                r.model + ("*" if r is best else ""),
+                _pm(r, "ndcg"),
+                f"{_fmt(min(nd))}..{_fmt(max(nd))}" if nd else "-",
+                _pm(r, "recall"),
+                _fmt(r.mean.get("hit_rate", math.nan)),
+                _fmt(r.mean.get("auc", math.nan)),
+                _fmt(r.mean.get("rmse", math.nan)),
+                _fmt(r.fit_seconds, 2),
+                f"{r.best_on} of {len(seeds)}",
+                "-" if r is best or math.isnan(r.p_vs_best) else f"{r.p_vs_best:.2g}",
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    lines = [
+        f"Over {len(seeds)} splits (seeds {', '.join(map(str, seeds))}): mean ± standard error "
+        f"of the mean; p: paired t-test of the splits' NDCG@{k} against the best mean (*)",
+        fmt.format(*head),
+        fmt.format(*["-" * w for w in widths]),
+    ]
+    lines += [fmt.format(*row) for row in rows]
+    return lines
+
+
+def evaluate_repeated(
+    *,
+    data_dir: str | Path,
+    tag: str,
+    model_types: list[str],
+    split_params: SplitParams,
+    repeats: int,
+    k: int = 10,
+    model_dir: str | Path = DEFAULT_MODEL_DIR,
+    reports_dir: str | Path = DEFAULT_REPORTS_DIR,
+    params: dict[str, dict[str, Any]] | None = None,
+    mode: str = "best",
+    min_engagement: int = MIN_ENGAGEMENT,
+    echo: Callable[[str], None] = print,
+    progress: bool = True,
+) -> list[RepeatedResult]:
+    """:func:`evaluate_models` on ``repeats`` splits (seeds ``split_params.seed`` + 0, 1, ...),
+    then the summary over them (printed, and written to ``repeats.json``)."""
+    repeats = check_repeats(repeats, split_params.protocol)
+    seeds = [int(split_params.seed) + i for i in range(repeats)]
+    common = dict(
+        data_dir=data_dir,
+        tag=tag,
+        model_types=model_types,
+        k=k,
+        model_dir=model_dir,
+        reports_dir=reports_dir,
+        params=params,
+        mode=mode,
+        min_engagement=min_engagement,
+        echo=echo,
+        progress=progress,
+    )
+    runs: list[list[EvalResult]] = []
+    changed = False
+    try:
+        for i, seed in enumerate(seeds):
+            echo(f"\nSplit {i + 1} of {repeats}: --seed {seed}")
+            changed = changed or seed != split_params.seed
+            runs.append(
+                evaluate_models(
+                    split_params=replace(split_params, seed=seed),
+                    report_name=f"seed-{seed}",
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+    finally:
+        if changed:  # the split the flags name, for the saved models and `recommend`
+            make_split(data_dir, tag, split_params, echo=lambda s: None)
+    summary = summarize_runs(runs)
+    echo("")
+    for line in format_summary(summary, k, seeds):
+        echo(line)
+    path = Path(reports_dir) / tag / split_params.protocol / "repeats.json"
+    _write_summary(path, summary, k, mode, split_params, seeds)
+    echo(f"Summary written to {path}")
+    return summary
+
+
+def _write_summary(
+    path: Path,
+    results: list[RepeatedResult],
+    k: int,
+    mode: str,
+    split_params: SplitParams,
+    seeds: list[int],
+) -> None:
+    def clean(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    best = _best(results)
+    doc = {
+        "deepcart_version": __version__,
+        "k": k,
+        "mode": mode,
+        "split": split_params.protocol,
+        "split_params": {**split_params.__dict__, "seed": None},
+        "seeds": seeds,
+        "reports": [f"seed-{s}" for s in seeds],
+        "best_model": best.model if best is not None else None,
+        "models": {
+            r.model: {
+                "metrics": {
+                    key: {
+                        "per_split": [clean(v) for v in r.per_split[key]],
+                        "mean": clean(r.mean[key]),
+                        "se": clean(r.se[key]),
+                    }
+                    for key in r.per_split
+                },
+                "fit_seconds_mean": clean(r.fit_seconds),
+                "best_on": r.best_on,
+                "paired_t_test_p_vs_best_ndcg": clean(r.p_vs_best),
+            }
+            for r in results
+        },
+    }
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

@@ -1,0 +1,138 @@
+"""`deepcart test --repeat N`: the same models on N splits, and their summary, from the files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepcart.cli import main
+from deepcart.data.build import build_dataset
+from deepcart.data.split import SplitParams
+from deepcart.errors import InputError
+from deepcart.eval import evaluate as E
+from deepcart.eval.repeat import check_repeats, evaluate_repeated
+from tests.data.test_build import write_reviews
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("repeat")
+    rng = np.random.default_rng(5)
+    p = np.arange(1, 121, dtype=float) ** -1.0
+    p /= p.sum()
+    rows = []
+    for u in range(400):
+        items = rng.choice(120, size=int(rng.integers(4, 15)), replace=False, p=p)
+        for j, i in enumerate(items):
+            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
+    build_dataset(
+        reviews_file=write_reviews(root / "r.parquet", rows),
+        items_file=None,
+        output_dir=root / "data",
+        tag="t",
+        min_interactions=3,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    return root
+
+
+def _split_json(root: Path, protocol: str = "users") -> dict:
+    return json.loads((root / "data" / "t" / "splits" / protocol / "split.json").read_text())
+
+
+def _args(root: Path, *extra: str) -> list[str]:
+    return [
+        "test", "--data-dir", str(root / "data"), "--data-tag", "t", "--model-dir",
+        str(root / "models"), "--reports-dir", str(root / "reports"), "--quiet", *extra,
+    ]  # fmt: skip
+
+
+def test_repeat_summarises_the_splits_it_wrote(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # A model trained on the seed-1 split before: afterwards that split is on disk again.
+    train = ["train", "--data-dir", str(workdir / "data"), "--data-tag", "t", "--model-dir"]
+    assert main([*train, str(workdir / "models"), "--type", "popular", "--seed", "1"]) == 0
+    before = _split_json(workdir)["split_id"]
+    code = main(_args(workdir, "--type", "popular,random", "--repeat", "3", "--seed", "1"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Split 3 of 3: --seed 3" in out and "Over 3 splits (seeds 1, 2, 3)" in out
+    assert _split_json(workdir)["split_id"] == before
+    assert _split_json(workdir)["params"]["seed"] == 1
+
+    root = workdir / "reports" / "t" / "users"
+    doc = json.loads((root / "repeats.json").read_text())
+    assert doc["seeds"] == [1, 2, 3] and doc["best_model"] == "popular"
+    per_split = {
+        m: [json.loads((root / f"seed-{s}" / m / "metrics.json").read_text()) for s in (1, 2, 3)]
+        for m in ("popular", "random")
+    }
+    for model, docs in per_split.items():
+        # Each split's report is of its own split: the seed, and other test users.
+        assert [d["split_params"]["seed"] for d in docs] == [1, 2, 3]
+        assert len({d["split_id"] for d in docs}) == 3
+        ndcg = [d["metrics"]["ndcg"] for d in docs]
+        summary = doc["models"][model]["metrics"]["ndcg"]
+        assert summary["per_split"] == ndcg
+        assert summary["mean"] == pytest.approx(np.mean(ndcg), rel=1e-12)
+        assert summary["se"] == pytest.approx(np.std(ndcg, ddof=1) / np.sqrt(3), rel=1e-12)
+    # The seed-1 split's figures are those of the trained model, read back (source "saved").
+    assert per_split["popular"][0]["source"] == "saved"
+    assert [d["source"] for d in per_split["popular"][1:]] == ["fitted", "fitted"]
+    pop = doc["models"]["popular"]
+    assert pop["best_on"] == 3 and doc["models"]["random"]["best_on"] == 0
+    assert doc["models"]["random"]["paired_t_test_p_vs_best_ndcg"] < 0.05
+    assert pop["paired_t_test_p_vs_best_ndcg"] is None
+
+
+def test_a_failed_repeat_puts_the_named_split_back(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = E.evaluate_models
+    calls = []
+
+    def failing(**kw: object) -> list[E.EvalResult]:
+        calls.append(kw["split_params"].seed)  # type: ignore[attr-defined]
+        if len(calls) == 2:
+            real(**kw)  # the second split is made and written, then the run fails
+            raise KeyboardInterrupt
+        return real(**kw)
+
+    monkeypatch.setattr("deepcart.eval.repeat.evaluate_models", failing)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_repeated(
+            data_dir=workdir / "data",
+            tag="t",
+            model_types=["popular"],
+            split_params=SplitParams(seed=7),
+            repeats=3,
+            model_dir=workdir / "models",
+            reports_dir=workdir / "reports-failed",
+            echo=lambda s: None,
+            progress=False,
+        )
+    assert calls == [7, 8]
+    assert _split_json(workdir)["params"]["seed"] == 7
+    assert not (workdir / "reports-failed" / "t" / "users" / "repeats.json").exists()
+
+
+def test_repeat_needs_a_seeded_split_and_a_positive_count(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert check_repeats(1, "last-out") == 1
+    with pytest.raises(InputError, match="--repeat: expected a positive integer, got 0"):
+        check_repeats(0, "users")
+    code = main(_args(workdir, "--type", "popular", "--repeat", "2", "--split", "last-out"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        "--repeat 2: the last-out split does not depend on --seed, so every repeat would be the "
+        "same split; use --split users or random" in err
+    )
+    assert main(_args(workdir, "--type", "popular", "--repeat", "0")) == 2
+    assert "--repeat" in capsys.readouterr().err
