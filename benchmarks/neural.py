@@ -34,6 +34,7 @@ from bench_data import fmt as _fmt
 from deepcart.data.split import SplitParams
 from deepcart.eval import metrics as M
 from deepcart.eval.evaluate import EvalResult, evaluate_models
+from deepcart.eval.repeat import summarize_runs
 from deepcart.models import model_class
 
 MODELS = ["vae", "dae", "autoencoder", "ease", "als", "svd", "popular"]
@@ -69,14 +70,11 @@ def over_splits(runs: list[list[EvalResult]], seeds: list[int]) -> list[str]:
         + " | mean [+- s.e.] | fit s (mean) |",
         "|---|" + "---|" * len(seeds) + "---|---|",
     ]
-    for i, r in enumerate(runs[0]):
-        values = np.array([run[i].metrics["ndcg"] for run in runs])
-        se = values.std(ddof=1) / math.sqrt(len(values))
-        fit = np.mean([run[i].fit_seconds for run in runs])
+    for r in summarize_runs(runs):
         lines.append(
             f"| {r.model} | "
-            + " | ".join(_fmt(v) for v in values)
-            + f" | {_fmt(values.mean())} [+- {_fmt(se)}] | {_fmt(fit, 2)} |"
+            + " | ".join(_fmt(v) for v in r.per_split["ndcg"])
+            + f" | {_fmt(r.mean['ndcg'])} [+- {_fmt(r.se['ndcg'])}] | {_fmt(r.fit_seconds, 2)} |"
         )
     return lines
 
