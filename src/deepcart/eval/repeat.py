@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,38 @@ def check_repeats(repeats: Any, protocol: str) -> int:
             f"repeat would be the same split; use --split {' or '.join(SEEDED)}"
         )
     return int(repeats)
+
+
+class SeededSplits:
+    """The split parameters of ``repeats`` splits (seeds ``split_params.seed`` + 0, 1, ...), as
+    a context manager: on leaving it (also by an exception) the split the given seed names is
+    made again if another one was, because saved models and ``recommend`` check the split on
+    disk::
+
+        with SeededSplits(data_dir, tag, split_params, 5) as splits:
+            for params in splits:
+                ...  # make_split(data_dir, tag, params), fit, score
+    """
+
+    def __init__(
+        self, data_dir: str | Path, tag: str, split_params: SplitParams, repeats: int
+    ) -> None:
+        self.data_dir, self.tag, self.split_params = data_dir, tag, split_params
+        self.repeats = check_repeats(repeats, split_params.protocol)
+        self.seeds = [int(split_params.seed) + i for i in range(self.repeats)]
+        self.changed = False
+
+    def __enter__(self) -> SeededSplits:
+        return self
+
+    def __iter__(self) -> Iterator[SplitParams]:
+        for seed in self.seeds:
+            self.changed = self.changed or seed != self.split_params.seed
+            yield replace(self.split_params, seed=seed)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.changed:
+            make_split(self.data_dir, self.tag, self.split_params, echo=lambda s: None)
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
@@ -204,8 +236,6 @@ def evaluate_repeated(
 ) -> list[RepeatedResult]:
     """:func:`evaluate_models` on ``repeats`` splits (seeds ``split_params.seed`` + 0, 1, ...),
     then the summary over them (printed, and written to ``repeats.json``)."""
-    repeats = check_repeats(repeats, split_params.protocol)
-    seeds = [int(split_params.seed) + i for i in range(repeats)]
     common = dict(
         data_dir=data_dir,
         tag=tag,
@@ -220,21 +250,17 @@ def evaluate_repeated(
         progress=progress,
     )
     runs: list[list[EvalResult]] = []
-    changed = False
-    try:
-        for i, seed in enumerate(seeds):
-            echo(f"\nSplit {i + 1} of {repeats}: --seed {seed}")
-            changed = changed or seed != split_params.seed
+    with SeededSplits(data_dir, tag, split_params, repeats) as splits:
+        for i, params_i in enumerate(splits):
+            echo(f"\nSplit {i + 1} of {splits.repeats}: --seed {params_i.seed}")
             runs.append(
                 evaluate_models(
-                    split_params=replace(split_params, seed=seed),
-                    report_name=f"seed-{seed}",
+                    split_params=params_i,
+                    report_name=f"seed-{params_i.seed}",
                     **common,  # type: ignore[arg-type]
                 )
             )
-    finally:
-        if changed:  # the split the flags name, for the saved models and `recommend`
-            make_split(data_dir, tag, split_params, echo=lambda s: None)
+        seeds = splits.seeds
     summary = summarize_runs(runs)
     echo("")
     for line in format_summary(summary, k, seeds):
