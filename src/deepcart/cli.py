@@ -442,6 +442,30 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from deepcart.eval.tune import parse_grid, tune_model
+    from deepcart.models import parse_params
+
+    params = _merge_params(
+        parse_params(args.params), _nn_params(args, [args.type]).get(args.type, {})
+    )
+    tune_model(
+        data_dir=args.data_dir,
+        tag=args.data_tag,
+        model_type=args.type,
+        grid=parse_grid(args.grid, params),
+        split_params=_split_params(args),
+        params=params,
+        k=args.top_k,
+        metric=args.metric,
+        repeats=args.repeat,
+        mode=args.mode,
+        min_engagement=args.min_engagement,
+        reports_dir=args.reports_dir,
+    )
+    return 0
+
+
 def _cmd_recommend(args: argparse.Namespace) -> int:
     from deepcart.recommend import recommend_users
 
@@ -779,6 +803,59 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(p)
     p.set_defaults(func=_cmd_test)
+
+    p = sub.add_parser(
+        "tune",
+        help="grid search of a model's hyperparameters on the split's validation users",
+        description="Fit --type with every combination of --grid on the training users and "
+        "score it on the validation users (never the test users); prints the table best first "
+        "and the deepcart test command for the best, and writes "
+        "reports/<tag>/<split>/tune/<model>.json.\n\n"
+        "example: deepcart tune --data-tag quickstart --type ease --grid "
+        "'{\"reg\": [50, 200, 1000]}'\n"
+        "example: deepcart tune --data-tag quickstart --type als --grid "
+        '\'{"factors": [32, 64], "reg": [0.01, 0.1]}\' --repeat 3',
+        formatter_class=_Formatter,
+    )
+    _add_dataset(p, models=False)
+    p.add_argument("--type", required=True, help=f"the model ({', '.join(REGISTRY)})")
+    p.add_argument(
+        "--grid",
+        required=True,
+        help="JSON object: hyperparameter -> list of values, e.g. '{\"reg\": [100, 500]}'",
+    )
+    p.add_argument(
+        "--params",
+        default=None,
+        help="fixed hyperparameters (JSON) for every combination (default: the model's own)",
+    )
+    _add_nn(p)
+    p.add_argument("--top-k", type=_positive_int, default=10, help="K of the top-K metrics")
+    p.add_argument(
+        "--metric",
+        choices=["ndcg", "recall", "map", "precision", "hit_rate", "mrr"],
+        default="ndcg",
+        help="rank the combinations by this metric at K",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="score every combination on N splits (seeds --seed .. --seed + N - 1) and rank "
+        "by the mean; --split users or random",
+    )
+    p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
+    _add_mode(p)
+    p.add_argument(
+        "--min-engagement",
+        type=_positive_int,
+        default=10,
+        help="worst mode: rank only items with at least this many training ratings",
+    )
+    _add_split(p)
+    _add_common(p)
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser(
         "recommend",

@@ -113,7 +113,7 @@ class SeededSplits:
             make_split(self.data_dir, self.tag, self.split_params, echo=lambda s: None)
 
 
-def _mean_se(values: list[float]) -> tuple[float, float]:
+def mean_and_se(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=float)
     a = a[~np.isnan(a)]
     if a.size == 0:
@@ -135,7 +135,7 @@ def summarize_runs(runs: list[list[EvalResult]]) -> list[RepeatedResult]:
         rows = [results[i] for results in runs]
         keys = [k for k in SUMMARISED if k in rows[0].metrics]
         per_split = {k: [float(r.metrics.get(k, math.nan)) for r in rows] for k in keys}
-        stats = {k: _mean_se(v) for k, v in per_split.items()}
+        stats = {k: mean_and_se(v) for k, v in per_split.items()}
         out.append(
             RepeatedResult(
                 model=name,

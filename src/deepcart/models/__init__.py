@@ -81,24 +81,24 @@ def create(name: str, params: dict[str, Any] | None = None, *, where: str = "--p
     return model
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are all different (json keeps the last of a repeated key)."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise InputError(f"--params: {key!r} given twice")
-        seen[key] = value
-    return seen
-
-
-def parse_params(text: str | None) -> dict[str, Any]:
-    """Parse the ``--params`` JSON object."""
+def parse_params(text: str | None, flag: str = "--params") -> dict[str, Any]:
+    """Parse the ``--params`` JSON object (``flag`` names the option in errors); a key given
+    twice is an error (json would keep the last)."""
     if not text:
         return {}
+
+    def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise InputError(f"{flag}: {key!r} given twice")
+            seen[key] = value
+        return seen
+
     try:
-        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+        value = json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--params: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(value, dict):
-        raise InputError(f"--params: expected a JSON object, got {type(value).__name__}")
+        raise InputError(f"{flag}: expected a JSON object, got {type(value).__name__}")
     return value

@@ -1,0 +1,287 @@
+"""Hyperparameter search on the validation users: ``deepcart tune``.
+
+Every combination of a grid (``{"reg": [100, 500, 2000]}``: a JSON object of hyperparameter ->
+list of values; a single value is a list of one) is fitted on the split's training users and
+scored on its **validation** users (their input rows in, their held-out rows to find), never on
+the test users: those stay for ``deepcart test`` of the chosen hyperparameters. The neural models
+early-stop on the same validation users, so their scores here are a little optimistic (each
+picks its best epoch on them), as in Liang et al. (2018), who select on validation users the
+same way.
+
+With ``repeats`` > 1 each combination is scored on that many splits (seeds ``seed``, ``seed +
+1``, ...) and ranked by its mean, with the standard error: on a small dataset one split's
+validation users are too few to tell close settings apart (:mod:`deepcart.eval.repeat`).
+
+Prints one line per fit as it ends, then the table best first, and writes
+``<reports>/<tag>/<protocol>/tune/<model>.json`` (every combination's metrics per split, the
+best, the command to test it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepcart import __version__
+from deepcart.data.paths import check_tag
+from deepcart.data.split import SplitParams, make_split
+from deepcart.errors import InputError
+from deepcart.eval import metrics as M
+from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, evaluate_model
+from deepcart.eval.repeat import SeededSplits, mean_and_se
+from deepcart.fsutil import atomic_write_text
+from deepcart.models import create, parse_params
+from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode
+from deepcart.training import fit_model, load_trainable, model_key, split_id
+
+#: The metrics a grid can be ranked by (``--metric``), all at K on the validation users.
+METRICS = ("ndcg", "recall", "map", "precision", "hit_rate", "mrr")
+#: More combinations than this is almost surely a mistake in the grid.
+MAX_COMBINATIONS = 1000
+
+
+@dataclass
+class Trial:
+    """One combination: its hyperparameters (the grid's part), its validation metrics per split
+    and their mean and standard error, and its mean fit time."""
+
+    params: dict[str, Any]
+    per_split: dict[str, list[float]]
+    mean: dict[str, float]
+    se: dict[str, float]
+    fit_seconds: float
+
+
+def parse_grid(text: str | dict[str, Any] | None, base: dict[str, Any] | None = None) -> dict:
+    """The ``--grid`` JSON object as ``{name: [values]}`` (a non-list value is a list of one);
+    a name also given in ``base`` (``--params``) is an error."""
+    grid = parse_params(text, flag="--grid") if isinstance(text, str) or text is None else text
+    if not isinstance(grid, dict) or not grid:
+        raise InputError("--grid: expected a non-empty JSON object, e.g. '{\"reg\": [100, 500]}'")
+    out: dict[str, list[Any]] = {}
+    for name, values in grid.items():
+        values = values if isinstance(values, list) else [values]
+        if not values:
+            raise InputError(f"--grid: {name}: an empty list gives nothing to try")
+        out[name] = values
+    both = sorted(set(out) & set(base or {}))
+    if both:
+        raise InputError(
+            f"--grid: {', '.join(both)} also given by --params (or --nn-batch/--nn-epochs); "
+            "give it once"
+        )
+    return out
+
+
+def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, in the grid's order (the last name varies
+    fastest); more than :data:`MAX_COMBINATIONS` is an error."""
+    n = math.prod(len(v) for v in grid.values())
+    if n > MAX_COMBINATIONS:
+        raise InputError(
+            f"--grid: {n:,} combinations; at most {MAX_COMBINATIONS:,} (fewer values, or tune "
+            "in steps)"
+        )
+    names = list(grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def _label(params: dict[str, Any]) -> str:
+    return json.dumps(params, separators=(", ", ": "))
+
+
+def tune_model(
+    *,
+    data_dir: str | Path,
+    tag: str,
+    model_type: str,
+    grid: dict[str, list[Any]],
+    split_params: SplitParams,
+    params: dict[str, Any] | None = None,
+    k: int = 10,
+    metric: str = "ndcg",
+    repeats: int = 1,
+    mode: str = "best",
+    min_engagement: int = MIN_ENGAGEMENT,
+    reports_dir: str | Path = DEFAULT_REPORTS_DIR,
+    echo: Callable[[str], None] = print,
+) -> list[Trial]:
+    """Fit ``model_type`` with ``params`` and each combination of ``grid`` on the training
+    users, score it on the validation users; return the trials best first (by ``metric``@``k``,
+    the mean over ``repeats`` splits)."""
+    check_tag(tag)
+    check_mode(mode)
+    if metric not in METRICS:
+        raise InputError(f"--metric: expected one of {', '.join(METRICS)}, got {metric!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InputError(f"--top-k: expected a positive integer, got {k!r}")
+    if split_params.protocol == "none":
+        raise InputError(
+            "--split none has no validation users to tune on; use --split users, last-out, "
+            "timestamp or random"
+        )
+    base = dict(params or {})
+    combos = combinations(grid)
+    create(model_type, base)  # --params (its errors name it)
+    for combo in combos:  # and every value of the grid, before the first fit
+        try:
+            create(model_type, {**base, **combo})
+        except InputError as exc:
+            why = str(exc).removeprefix("--params: ")
+            raise InputError(f"--grid: {why}") from None
+    per_combo: list[dict[str, list[float]]] = [{m: [] for m in METRICS} for _ in combos]
+    fit_times: list[list[float]] = [[] for _ in combos]
+    with SeededSplits(data_dir, tag, split_params, repeats) as splits:
+        for r, split_params_r in enumerate(splits):
+            split = make_split(data_dir, tag, split_params_r, echo=echo if r == 0 else _quiet)
+            data = load_trainable(split, tag)
+            if data.val.n_users == 0:
+                raise InputError(
+                    f"the {split_params.protocol} split of {tag!r} has no validation users to "
+                    "tune on"
+                )
+            val = replace(data, test=data.val)  # scored on the validation users, never test
+            allowed = candidates(data.train, mode, min_engagement)
+            where = (
+                f", split {r + 1} of {splits.repeats} (--seed {split_params_r.seed})"
+                if splits.repeats > 1
+                else ""
+            )
+            echo(
+                f"Tuning {model_type} on {data.val.n_users:,} validation users{where}: "
+                f"{len(combos)} combination{'s' * (len(combos) != 1)}"
+            )
+            for i, combo in enumerate(combos):
+                started = time.perf_counter()
+                model, fit_seconds = fit_model(data, model_type, {**base, **combo}, mode)
+                per_user = evaluate_model(model, val, k, mode, allowed)[0]
+                for m in METRICS:
+                    per_combo[i][m].append(M.summarize(per_user[m]).mean)
+                fit_times[i].append(fit_seconds)
+                echo(
+                    f"  [{i + 1}/{len(combos)}] {_label(combo)}: {metric}@{k} "
+                    f"{per_combo[i][metric][-1]:.4f} ({time.perf_counter() - started:.1f} s)"
+                )
+        seeds = splits.seeds
+        last_split = split
+    trials = []
+    for combo, scores, times in zip(combos, per_combo, fit_times, strict=True):
+        stats = {m: mean_and_se(v) for m, v in scores.items()}
+        trials.append(
+            Trial(
+                params=combo,
+                per_split=scores,
+                mean={m: s[0] for m, s in stats.items()},
+                se={m: s[1] for m, s in stats.items()},
+                fit_seconds=float(np.mean(times)),
+            )
+        )
+    trials.sort(key=lambda t: -t.mean[metric] if not math.isnan(t.mean[metric]) else math.inf)
+    for line in format_trials(trials, k, metric, len(seeds)):
+        echo(line)
+    best = trials[0]
+    command = command_to_test(
+        data_dir, tag, model_type, {**base, **best.params}, split_params, mode, len(seeds)
+    )
+    echo(f"Best: {_label(best.params)}; on the test users: {command}")
+    path = Path(reports_dir) / tag / split_params.protocol / "tune"
+    path = path / f"{model_key(model_type, mode)}.json"
+    doc = {
+        "deepcart_version": __version__,
+        "model": model_type,
+        "params": base,
+        "grid": grid,
+        "k": k,
+        "metric": metric,
+        "mode": mode,
+        "scored_on": "validation users",
+        "split": split_params.protocol,
+        "split_params": {**split_params.__dict__, "seed": None},
+        "seeds": seeds,
+        "split_id": split_id(last_split) if len(seeds) == 1 else None,
+        "best": best.params,
+        "test_command": command,
+        "trials": [_trial_doc(t) for t in trials],
+    }
+    atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
+    echo(f"Written to {path}")
+    return trials
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def command_to_test(
+    data_dir: str | Path,
+    tag: str,
+    model_type: str,
+    params: dict[str, Any],
+    split_params: SplitParams,
+    mode: str,
+    repeats: int = 1,
+) -> str:
+    """The ``deepcart test`` command line for these hyperparameters on the same split(s)."""
+    parts = ["deepcart", "test", "--data-dir", str(data_dir), "--data-tag", tag]
+    parts += ["--type", model_type, "--params", json.dumps(params)]
+    if split_params.protocol != "users":
+        parts += ["--split", split_params.protocol]
+    default = SplitParams()
+    if split_params.seed != default.seed:
+        parts += ["--seed", str(split_params.seed)]
+    if split_params.holdout != default.holdout:
+        parts += ["--holdout", str(split_params.holdout)]
+    if split_params.holdout_by != default.holdout_by:
+        parts += ["--holdout-by", split_params.holdout_by]
+    if (split_params.t1, split_params.t2) != (default.t1, default.t2):
+        parts += ["--cut-points", f"{split_params.t1},{split_params.t2}"]
+    if mode != "best":
+        parts += ["--mode", mode]
+    if repeats > 1:
+        parts += ["--repeat", str(repeats)]
+    return shlex.join(parts)
+
+
+def format_trials(trials: list[Trial], k: int, metric: str, n_splits: int) -> list[str]:
+    """The table of trials, best first."""
+    spread = n_splits > 1
+    head = ["#", "hyperparameters", f"{metric}@{k}" + (" mean ± s.e." if spread else "")]
+    head += [f"{m}@{k}" for m in ("ndcg", "recall", "hit_rate") if m != metric] + ["fit s"]
+    rows = []
+    for i, t in enumerate(trials, 1):
+        main = f"{t.mean[metric]:.4f}" + (f" ± {t.se[metric]:.4f}" if spread else "")
+        others = [f"{t.mean[m]:.4f}" for m in ("ndcg", "recall", "hit_rate") if m != metric]
+        rows.append([str(i), _label(t.params), main, *others, f"{t.fit_seconds:.2f}"])
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i in (0, 1) else f"{{:>{w}}}" for i, w in enumerate(widths))
+    what = f"mean over {n_splits} splits' " if spread else ""
+    lines = [f"Validation users' {what}metrics at K={k}, best {metric}@{k} first:"]
+    lines += [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
+    return lines + [fmt.format(*row) for row in rows]
+
+
+def _trial_doc(t: Trial) -> dict[str, Any]:
+    def clean(x: float) -> float | None:
+        return None if math.isnan(x) else x
+
+    return {
+        "params": t.params,
+        "metrics": {
+            m: {
+                "per_split": [clean(v) for v in t.per_split[m]],
+                "mean": clean(t.mean[m]),
+                "se": clean(t.se[m]),
+            }
+            for m in METRICS
+        },
+        "fit_seconds_mean": t.fit_seconds,
+    }

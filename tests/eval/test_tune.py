@@ -1,0 +1,127 @@
+"""`deepcart tune`: a grid searched on the validation users, recomputed from the split."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepcart.cli import main
+from deepcart.data.build import build_dataset
+from deepcart.data.split import SplitParams, load_split
+from deepcart.eval.evaluate import evaluate_model
+from deepcart.eval.tune import combinations, command_to_test, parse_grid
+from deepcart.training import fit_model, load_trainable
+from tests.data.test_build import write_reviews
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tune")
+    rng = np.random.default_rng(9)
+    p = np.arange(1, 101, dtype=float) ** -1.0
+    p /= p.sum()
+    rows = []
+    for u in range(400):
+        items = rng.choice(100, size=int(rng.integers(4, 15)), replace=False, p=p)
+        for j, i in enumerate(items):
+            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
+    build_dataset(
+        reviews_file=write_reviews(root / "r.parquet", rows),
+        items_file=None,
+        output_dir=root / "data",
+        tag="t",
+        min_interactions=3,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    return root
+
+
+def _tune(root: Path, *extra: str) -> list[str]:
+    return [
+        "tune", "--data-dir", str(root / "data"), "--data-tag", "t",
+        "--reports-dir", str(root / "reports"), "--quiet", *extra,
+    ]  # fmt: skip
+
+
+def test_tune_ranks_the_grid_by_the_validation_users(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    code = main(_tune(workdir, "--type", "ease", "--grid", '{"reg": [1, 30, 100000]}'))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    doc = json.loads((workdir / "reports" / "t" / "users" / "tune" / "ease.json").read_text())
+    assert doc["scored_on"] == "validation users" and doc["seeds"] == [0]
+    means = [t["metrics"]["ndcg"]["mean"] for t in doc["trials"]]
+    assert means == sorted(means, reverse=True) and len(set(means)) == 3
+    assert doc["best"] == doc["trials"][0]["params"]
+    assert f"Best: {json.dumps(doc['best'])}" in out
+    # Recomputed: each trial's NDCG@10 is that of the validation users' held-out items.
+    data = load_trainable(load_split(workdir / "data", "t", "users"), "t")
+    val = replace(data, test=data.val)
+    for trial in doc["trials"]:
+        model, _ = fit_model(data, "ease", trial["params"])
+        ndcg = evaluate_model(model, val, 10)[0]["ndcg"]
+        assert trial["metrics"]["ndcg"]["mean"] == pytest.approx(np.nanmean(ndcg), rel=1e-12)
+    # The printed command tests the best on the test users, as written.
+    assert shlex.split(doc["test_command"])[:2] == ["deepcart", "test"]
+    assert json.loads(shlex.split(doc["test_command"])[-1]) == doc["best"]
+
+
+def test_tune_repeat_ranks_by_the_mean_and_puts_the_split_back(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = ["--type", "ease", "--grid", '{"reg": [50]}', "--repeat", "2", "--seed", "4"]
+    assert main(_tune(workdir, *args)) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "split 2 of 2 (--seed 5)" in out and "--repeat 2" in out
+    doc = json.loads((workdir / "reports" / "t" / "users" / "tune" / "ease.json").read_text())
+    assert doc["seeds"] == [4, 5]
+    ndcg = doc["trials"][0]["metrics"]["ndcg"]
+    assert len(ndcg["per_split"]) == 2 and ndcg["per_split"][0] != ndcg["per_split"][1]
+    assert ndcg["mean"] == pytest.approx(np.mean(ndcg["per_split"]), rel=1e-12)
+    split = json.loads((workdir / "data" / "t" / "splits" / "users" / "split.json").read_text())
+    assert split["params"]["seed"] == 4
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--grid", ""], "--grid: expected a non-empty JSON object"),
+        (["--grid", "[1]"], "--grid: expected a JSON object, got list"),
+        (["--grid", '{"reg": []}'], "--grid: reg: an empty list gives nothing to try"),
+        (["--grid", '{"nope": [1]}'], "--grid: unknown hyperparameter(s) nope for 'ease'"),
+        (["--grid", '{"reg": [1, -1]}'], "--grid: bad value for 'ease': reg"),
+        (["--grid", '{"reg": 1, "reg": 2}'], "--grid: 'reg' given twice"),
+        (["--grid", '{"reg": [1]}', "--params", '{"reg": 2}'], "--grid: reg also given"),
+        (["--grid", '{"reg": [1]}', "--params", '{"nope": 2}'], "--params: unknown"),
+        (["--grid", '{"reg": [1]}', "--split", "none"], "--split none has no validation users"),
+        (["--grid", '{"reg": [1]}', "--split", "last-out", "--repeat", "2"], "--repeat 2:"),
+        (["--grid", '{"reg": [1]}', "--repeat", "0"], "--repeat: expected a positive integer"),
+        (["--grid", json.dumps({"reg": list(range(1, 1002))})], "--grid: 1,001 combinations"),
+    ],
+)
+def test_bad_tune_requests_are_one_line_errors(
+    workdir: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str
+) -> None:
+    assert main(_tune(workdir, "--type", "ease", *extra)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_grid_helpers() -> None:
+    grid = parse_grid('{"a": [1, 2], "b": "x"}')
+    assert grid == {"a": [1, 2], "b": ["x"]}
+    assert combinations(grid) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    params = SplitParams(protocol="random", seed=3, holdout=0.3, holdout_by="time")
+    cmd = command_to_test("d", "t", "ease", {"reg": 5}, params, "worst", 2)
+    assert shlex.split(cmd) == [
+        "deepcart", "test", "--data-dir", "d", "--data-tag", "t", "--type", "ease",
+        "--params", '{"reg": 5}', "--split", "random", "--seed", "3", "--holdout", "0.3",
+        "--holdout-by", "time", "--mode", "worst", "--repeat", "2",
+    ]  # fmt: skip
