@@ -239,6 +239,20 @@ def _add_server(
     )
 
 
+def _add_scoring(p: argparse.ArgumentParser, repeat_help: str) -> None:
+    """The options of the commands that score models on a split (test, tune)."""
+    p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
+    _add_mode(p)
+    p.add_argument(
+        "--min-engagement",
+        type=_positive_int,
+        default=10,
+        help="worst mode: rank only items with at least this many training ratings",
+    )
+    _add_split(p)
+    p.add_argument("--repeat", type=_positive_int, default=1, metavar="N", help=repeat_help)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
@@ -784,21 +798,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="hyperparameters (JSON) for a single --type (default: the model's own)",
     )
     _add_nn(p)
-    p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
-    _add_mode(p)
-    p.add_argument(
-        "--min-engagement",
-        type=_positive_int,
-        default=10,
-        help="worst mode: rank only items with at least this many training ratings",
-    )
-    _add_split(p)
-    p.add_argument(
-        "--repeat",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="evaluate on N splits drawn with seeds --seed .. --seed + N - 1 and summarise "
+    _add_scoring(
+        p,
+        "evaluate on N splits drawn with seeds --seed .. --seed + N - 1 and summarise "
         "(mean, standard error, paired t-test over the splits); --split users or random",
     )
     _add_common(p)
@@ -837,23 +839,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="ndcg",
         help="rank the combinations by this metric at K",
     )
-    p.add_argument(
-        "--repeat",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="score every combination on N splits (seeds --seed .. --seed + N - 1) and rank "
-        "by the mean; --split users or random",
+    _add_scoring(
+        p,
+        "score every combination on N splits (seeds --seed .. --seed + N - 1) and rank by the "
+        "mean; --split users or random",
     )
-    p.add_argument("--reports-dir", type=Path, default=Path("reports"), help="reports root")
-    _add_mode(p)
-    p.add_argument(
-        "--min-engagement",
-        type=_positive_int,
-        default=10,
-        help="worst mode: rank only items with at least this many training ratings",
-    )
-    _add_split(p)
     _add_common(p)
     p.set_defaults(func=_cmd_tune)
 

@@ -11,33 +11,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepcart.cli import main
-from deepcart.data.build import build_dataset
 from deepcart.models import create
-from tests.data.test_build import write_reviews
+from tests.eval.datasets import power_law_dataset
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("eval")
-    rng = np.random.default_rng(11)
-    p = np.arange(1, 201, dtype=float) ** -1.0
-    p /= p.sum()
-    rows = []
-    for u in range(800):
-        items = rng.choice(200, size=int(rng.integers(4, 20)), replace=False, p=p)
-        for j, i in enumerate(items):
-            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
-    rev = write_reviews(root / "r.parquet", rows)
-    build_dataset(
-        reviews_file=rev,
-        items_file=None,
-        output_dir=root / "data",
-        tag="t",
-        min_interactions=3,
-        min_ratings=1,
-        echo=lambda s: None,
+    return power_law_dataset(
+        tmp_path_factory.mktemp("eval"), seed=11, n_users=800, n_items=200, max_ratings=20
     )
-    return root
 
 
 def _args(root: Path, *extra: str) -> list[str]:

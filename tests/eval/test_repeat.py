@@ -9,35 +9,18 @@ import numpy as np
 import pytest
 
 from deepcart.cli import main
-from deepcart.data.build import build_dataset
 from deepcart.data.split import SplitParams
 from deepcart.errors import InputError
 from deepcart.eval import evaluate as E
 from deepcart.eval.repeat import check_repeats, evaluate_repeated
-from tests.data.test_build import write_reviews
+from tests.eval.datasets import power_law_dataset
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("repeat")
-    rng = np.random.default_rng(5)
-    p = np.arange(1, 121, dtype=float) ** -1.0
-    p /= p.sum()
-    rows = []
-    for u in range(400):
-        items = rng.choice(120, size=int(rng.integers(4, 15)), replace=False, p=p)
-        for j, i in enumerate(items):
-            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
-    build_dataset(
-        reviews_file=write_reviews(root / "r.parquet", rows),
-        items_file=None,
-        output_dir=root / "data",
-        tag="t",
-        min_interactions=3,
-        min_ratings=1,
-        echo=lambda s: None,
+    return power_law_dataset(
+        tmp_path_factory.mktemp("repeat"), seed=5, n_users=400, n_items=120, max_ratings=15
     )
-    return root
 
 
 def _split_json(root: Path, protocol: str = "users") -> dict:

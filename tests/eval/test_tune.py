@@ -11,35 +11,18 @@ import numpy as np
 import pytest
 
 from deepcart.cli import main
-from deepcart.data.build import build_dataset
 from deepcart.data.split import SplitParams, load_split
 from deepcart.eval.evaluate import evaluate_model
 from deepcart.eval.tune import combinations, command_to_test, parse_grid
 from deepcart.training import fit_model, load_trainable
-from tests.data.test_build import write_reviews
+from tests.eval.datasets import power_law_dataset
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tune")
-    rng = np.random.default_rng(9)
-    p = np.arange(1, 101, dtype=float) ** -1.0
-    p /= p.sum()
-    rows = []
-    for u in range(400):
-        items = rng.choice(100, size=int(rng.integers(4, 15)), replace=False, p=p)
-        for j, i in enumerate(items):
-            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
-    build_dataset(
-        reviews_file=write_reviews(root / "r.parquet", rows),
-        items_file=None,
-        output_dir=root / "data",
-        tag="t",
-        min_interactions=3,
-        min_ratings=1,
-        echo=lambda s: None,
+    return power_law_dataset(
+        tmp_path_factory.mktemp("tune"), seed=9, n_users=400, n_items=100, max_ratings=15
     )
-    return root
 
 
 def _tune(root: Path, *extra: str) -> list[str]:

@@ -1,0 +1,36 @@
+"""The small datasets the evaluation tests build: power-law popularity, random stars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from deepcart.data.build import build_dataset
+from tests.data.test_build import write_reviews
+
+
+def power_law_dataset(
+    root: Path, *, seed: int, n_users: int, n_items: int, max_ratings: int
+) -> Path:
+    """Build the dataset ``t`` under ``root / "data"`` and return ``root``: each of ``n_users``
+    users rates 4 to ``max_ratings - 1`` different items, drawn with probability proportional to
+    1 / popularity rank, 1 to 5 stars at random (one timestamp a second apart per user)."""
+    rng = np.random.default_rng(seed)
+    p = np.arange(1, n_items + 1, dtype=float) ** -1.0
+    p /= p.sum()
+    rows = []
+    for u in range(n_users):
+        items = rng.choice(n_items, size=int(rng.integers(4, max_ratings)), replace=False, p=p)
+        for j, i in enumerate(items):
+            rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
+    build_dataset(
+        reviews_file=write_reviews(root / "r.parquet", rows),
+        items_file=None,
+        output_dir=root / "data",
+        tag="t",
+        min_interactions=3,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    return root
