@@ -516,11 +516,13 @@ def test_demo_ratings_in_flight_and_keyboard(chromium: dict[str, Any], demo: str
 @pytest.mark.browser
 def test_demo_on_a_phone_with_odd_product_data(chromium: dict[str, Any], demo: str) -> None:
     """375 x 667: a product title of one 200-character word (as data may hold) does not widen
-    the page, a card tapped at the top brings its details, below the gallery, into view, and an
-    http: image URL (older metadata; the page's policy allows it) is shown, not replaced."""
+    the page, a card tapped at the top brings its details, below the gallery, into view, an
+    http: image URL (older metadata; the page's policy allows it) is shown, not replaced, and a
+    Hebrew title or description reads right to left."""
     from playwright.sync_api import sync_playwright
 
     word = "LongPartNumber" * 14 + "END"  # one word, no place to break
+    hebrew = "\u05de\u05d8\u05e2\u05df \u05de\u05d4\u05d9\u05e8 \u202e USB-C"  # and an RLO
     old_image = "http://images.example.org/old-metadata.jpg"
     outside: list[str] = []
 
@@ -531,11 +533,13 @@ def test_demo_on_a_phone_with_odd_product_data(chromium: dict[str, Any], demo: s
             r.abort()
         elif url.path.startswith("/items/"):
             response = r.fetch()
-            r.fulfill(response=response, json={**response.json(), "title": word})
+            detail = {**response.json(), "title": word, "description": [hebrew, "Plain."]}
+            r.fulfill(response=response, json=detail)
         elif url.path.endswith("/recommendations"):
             response = r.fetch()
             recs = response.json()
             recs["items"][1]["image"] = old_image
+            recs["items"][2]["title"] = hebrew
             r.fulfill(response=response, json=recs)
         else:
             r.continue_()
@@ -562,6 +566,12 @@ def test_demo_on_a_phone_with_odd_product_data(chromium: dict[str, Any], demo: s
             top = page.evaluate("document.getElementById('details').getBoundingClientRect().top")
             assert 0 <= top < 667, top
             assert page.locator(CARDS).nth(1).locator("img").get_attribute("data-src") == old_image
+            # Text from the data takes its direction from its letters (dir=auto).
+            direction = "(e) => getComputedStyle(e).direction"
+            assert page.locator(CARDS).nth(2).locator(".card-title").evaluate(direction) == "rtl"
+            assert page.locator(CARDS).nth(1).locator(".card-title").evaluate(direction) == "ltr"
+            paragraphs = page.locator("#description p")
+            assert [paragraphs.nth(i).evaluate(direction) for i in (0, 1)] == ["rtl", "ltr"]
             assert old_image in outside
         finally:
             browser.close()

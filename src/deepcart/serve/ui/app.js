@@ -104,6 +104,14 @@ function el(tag, className, text) {
   return node;
 }
 
+/** Text from the data (a title, a feature): its direction from its own letters, so that an
+ * Arabic or Hebrew title reads right to left and its bidi controls stay inside it. */
+function dataText(tag, className, text) {
+  const node = el(tag, className, text);
+  node.dir = "auto";
+  return node;
+}
+
 /** An <img> of a product: its URL when it loads, the local placeholder otherwise. */
 function setImage(img, url) {
   img.referrerPolicy = "no-referrer";
@@ -156,7 +164,7 @@ function renderGallery(recs) {
     setImage(img, it.image);
     button.append(
       img,
-      el("span", "card-title", it.title || it.parent_asin),
+      dataText("span", "card-title", it.title || it.parent_asin),
       el("span", "card-price", price(it.price)),
       el("span", "card-rating", averageText(it.average_rating)),
     );
@@ -239,10 +247,10 @@ function renderDetails(detail) {
   renderStars(detail.parent_asin);
 
   const features = $("features");
-  features.replaceChildren(...detail.features.map((f) => el("li", null, f)));
+  features.replaceChildren(...detail.features.map((f) => dataText("li", null, f)));
   $("features-section").hidden = detail.features.length === 0;
   const description = $("description");
-  description.replaceChildren(...detail.description.map((p) => el("p", null, p)));
+  description.replaceChildren(...detail.description.map((p) => dataText("p", null, p)));
   $("description-section").hidden = detail.description.length === 0;
 
   const review = detail.worst_review;
@@ -305,7 +313,7 @@ async function renderRated() {
     setImage(img, d && d.image);
     b.append(
       img,
-      el("span", "rated-title", (d && d.title) || asin),
+      dataText("span", "rated-title", (d && d.title) || asin),
       el("span", "rated-stars", starsText(state.ratings.get(asin))),
     );
     b.addEventListener("click", () => select(asin));
