@@ -241,8 +241,8 @@ def _settled(page) -> None:  # noqa: ANN001
 def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], demo: str) -> None:
     """The server down or answering 5xx: the status line says what failed (at the start,
     whether a rating was saved), the Best/Worst toggle and the selected card show what the page
-    shows, no gallery stays "loading", the error goes once the server answers again, and a new
-    visitor is not shown the old one's ratings."""
+    shows, no gallery stays "loading", the error goes once the server answers again, "Try
+    again" repeats what failed, and a new visitor is not shown the old one's ratings."""
     from playwright.sync_api import sync_playwright
 
     failing: dict[str, int] = {}  # a path part -> the status answered (0: no connection)
@@ -278,7 +278,7 @@ def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], d
             assert page.inner_text("#gallery-title") == "No products to show"
             failing.clear()
 
-            page.reload()
+            page.click("#status .retry")  # "Try again" reloads the page
             page.wait_for_selector("body[data-ready=true]")
             _wait_ready(page, "best", fallback=True)
             visitor = page.inner_text("#visitor-id")
@@ -323,6 +323,17 @@ def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], d
                 f'{CARDS}[aria-pressed="true"]', "bs => bs.map(b => b.dataset.asin)"
             )
             assert pressed == [asin] and page.get_attribute("#details", "data-asin") == asin
+            # "Try again" while it still fails: the same error, with its button again.
+            page.click("#status .retry")
+            page.wait_for_selector("#status.error >> text=Could not show that product")
+            page.wait_for_selector("#status .retry")
+            # Once the server answers, "Try again" shows that product and the error goes.
+            failing.clear()
+            page.click("#status .retry")
+            page.wait_for_selector(f'#details[data-asin="{other}"]:not([hidden])')
+            page.wait_for_function("document.getElementById('status').textContent === ''")
+            page.click(f'{CARDS}[data-asin="{asin}"]')
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
 
             # The server answers again: the next action works and the error goes.
             failing.clear()

@@ -75,10 +75,41 @@ async function api(path, options = {}) {
   return body;
 }
 
-function showStatus(text, isError = false) {
-  const el = $("status");
-  el.textContent = text;
-  el.classList.toggle("error", isError);
+const TRYING = "Trying again…";
+
+/** The status line; an error with a ``retry`` gets a "Try again" button that runs it. */
+function showStatus(text, isError = false, retry = null) {
+  const box = $("status");
+  box.textContent = text;
+  box.classList.toggle("error", isError);
+  if (isError && retry) {
+    const button = el("button", "retry", "Try again");
+    button.type = "button";
+    button.addEventListener("click", async () => {
+      showStatus(TRYING);
+      await retry();
+      if (box.textContent === TRYING) showStatus(""); // it worked and said nothing
+    });
+    box.append(" ", button);
+  }
+}
+
+/** The gallery and the list of rated products again (after a failure). */
+async function refresh() {
+  try {
+    await Promise.all([loadGallery(), renderRated()]);
+  } catch (err) {
+    showStatus(`Could not update the gallery: ${why(err)}`, true, refresh);
+  }
+}
+
+/** The visitor's ratings, gallery and rated list again (after a failure). */
+async function reloadVisitor() {
+  try {
+    await loadVisitor();
+  } catch (err) {
+    showStatus(`Could not load your products: ${why(err)}`, true, reloadVisitor);
+  }
 }
 
 /** An error on show is over once the page has fresh answers again. */
@@ -289,7 +320,7 @@ async function select(asin) {
       state.selected = $("details").hidden ? null : $("details").dataset.asin;
       markSelected();
     }
-    showStatus(`Could not show that product: ${why(err)}`, true);
+    showStatus(`Could not show that product: ${why(err)}`, true, () => select(asin));
   }
 }
 
@@ -352,7 +383,9 @@ async function rate(asin, stars) {
   try {
     await post;
   } catch (err) {
-    if (visitor === state.visitor) showStatus(`Your ${what} was not saved: ${why(err)}`, true);
+    if (visitor === state.visitor) {
+      showStatus(`Your ${what} was not saved: ${why(err)}`, true, () => rate(asin, stars));
+    }
     return;
   }
   if (visitor !== state.visitor) return; // started over meanwhile: it was the old visitor's
@@ -363,7 +396,8 @@ async function rate(asin, stars) {
     await Promise.all([loadGallery(), renderRated()]);
     showStatus(`Saved: ${stars} of 5. The gallery re-ranked.`);
   } catch (err) {
-    showStatus(`Saved: ${stars} of 5, but the gallery could not be updated: ${why(err)}`, true);
+    const text = `Saved: ${stars} of 5, but the gallery could not be updated: ${why(err)}`;
+    showStatus(text, true, refresh);
   }
 }
 
@@ -390,13 +424,13 @@ async function setMode(mode) {
       saved.set(KEY.mode, before);
       applyMode();
     }
-    showStatus(`Could not switch to ${mode} mode: ${why(err)}`, true);
+    showStatus(`Could not switch to ${mode} mode: ${why(err)}`, true, () => setMode(mode));
     return;
   }
   try {
     if (state.selected) renderDetails(await item(state.selected));
   } catch (err) {
-    showStatus(why(err), true);
+    showStatus(why(err), true, () => state.selected && select(state.selected));
   }
 }
 
@@ -412,7 +446,7 @@ async function startOver() {
   try {
     await loadVisitor();
   } catch (err) {
-    showStatus(`Could not load the new visitor's products: ${why(err)}`, true);
+    showStatus(`Could not load the new visitor's products: ${why(err)}`, true, reloadVisitor);
   }
 }
 
@@ -437,7 +471,9 @@ async function start() {
     saved.set(KEY.k, String(state.k));
     clearTimeout(debounce);
     const update = () =>
-      loadGallery().catch((e) => showStatus(`Could not update the gallery: ${why(e)}`, true));
+      loadGallery().catch((e) =>
+        showStatus(`Could not update the gallery: ${why(e)}`, true, refresh),
+      );
     debounce = setTimeout(update, 150);
   });
   $("mode-best").addEventListener("click", () => setMode("best"));
@@ -461,7 +497,7 @@ async function start() {
     await loadVisitor();
     document.body.dataset.ready = "true";
   } catch (err) {
-    showStatus(`The demo could not start: ${why(err)}. Reload the page to try again.`, true);
+    showStatus(`The demo could not start: ${why(err)}.`, true, () => location.reload());
     if ($("gallery").dataset.state !== "ready") {
       $("gallery").dataset.state = "error"; // no "Loading…" forever
       $("gallery-title").textContent = "No products to show";
