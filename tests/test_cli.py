@@ -208,3 +208,19 @@ def test_a_path_that_cannot_be_used_is_one_line_exit_2(
         assert capsys.readouterr().err == (
             f"deepcart: error: cannot use {exc.filename}: {exc.strerror}\n"
         )
+
+
+def test_spark_master_without_engine_spark_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Was ignored: the build ran here on DuckDB while the user meant their cluster.
+    for argv, engine in (
+        (["build", "--tag", "t", "--output-dir", str(tmp_path)], "duckdb"),
+        (["ingest", str(tmp_path / "x.csv"), "--output-dir", str(tmp_path)], "duckdb"),
+        (["train", "--data-dir", str(tmp_path), "--data-tag", "t", "--type", "als"], "local"),
+    ):
+        assert main([*argv, "--spark-master", "spark://h:7077"]) == 2
+        assert capsys.readouterr().err == (
+            "deepcart: error: --spark-master: only with --engine spark "
+            f"(this is --engine {engine})\n"
+        )

@@ -175,10 +175,22 @@ def _add_engine(p: argparse.ArgumentParser, choices: Sequence[str], help_: str) 
     p.add_argument("--engine", choices=list(choices), default=choices[0], help=help_)
     p.add_argument(
         "--spark-master",
-        default="local[*]",
+        default=None,
         help="Spark master URL for --engine spark (ignored under spark-submit, whose --master "
-        "wins); needs the 'spark' extra and Java 17+ (docs/scale.md)",
+        "wins); needs the 'spark' extra and Java 17+ (docs/scale.md) (default: local[*])",
     )
+
+
+def _spark_master(args: argparse.Namespace) -> str:
+    """``--spark-master``, which only --engine spark takes (else the work would run here, on
+    another engine, while the user meant a cluster)."""
+    from deepcart.data.spark_session import DEFAULT_MASTER
+
+    if args.spark_master is not None and args.engine != "spark":
+        raise InputError(
+            f"--spark-master: only with --engine spark (this is --engine {args.engine})"
+        )
+    return args.spark_master or DEFAULT_MASTER
 
 
 def _add_server(
@@ -295,6 +307,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from deepcart.data.ingest import ingest_file, output_path_for
 
+    spark_master = _spark_master(args)
+
     first: dict[Path, Path] = {}
     for path in args.files:  # the later file would silently replace the earlier one's output
         out = output_path_for(path, args.output_dir)
@@ -312,7 +326,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
             args.output_dir,
             on_bad_lines=args.on_bad_lines,
             csv_columns=args.csv_columns,
-            spark_master=args.spark_master,
+            spark_master=spark_master,
         ):
             print(report.summary())
         return 0
@@ -331,6 +345,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 def _cmd_build(args: argparse.Namespace) -> int:
     from deepcart.data.build import build_dataset
 
+    spark_master = _spark_master(args)
+
     build_dataset(
         reviews_file=args.reviews_file,
         items_file=None if str(args.items_file).lower() == "none" else args.items_file,
@@ -346,7 +362,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         echo=print,
         engine=args.engine,
-        spark_master=args.spark_master,
+        spark_master=spark_master,
     )
     return 0
 
@@ -394,6 +410,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from deepcart.models import parse_params
     from deepcart.training import train_model
 
+    spark_master = _spark_master(args)
+
     params = parse_params(args.params)
     params = _merge_params(params, _nn_params(args, [args.type]).get(args.type, {}))
     if args.engine == "spark":
@@ -408,7 +426,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             params=params,
             model_dir=args.model_dir,
             mode=args.mode,
-            spark_master=args.spark_master,
+            spark_master=spark_master,
         )
         return 0
     train_model(
@@ -993,6 +1011,19 @@ def _torch_out_of_memory(exc: RuntimeError) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(exc)
 
 
+def _after_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while a Ctrl-C was being handled: cleaning up after an
+    interrupted Spark call (py4j reconnecting to a JVM that is cancelling its jobs) can fail."""
+    seen = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__context__
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1025,6 +1056,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepcart: error: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("deepcart: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not _after_interrupt(exc):
+            raise
         print("deepcart: interrupted", file=sys.stderr)
         return 130
 

@@ -8,6 +8,13 @@ SparkSession (local[2], two shuffle partitions) serves the whole module; the dat
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,7 +136,8 @@ def test_parity_on_synthetic_data_through_the_cli(
         args = ["build", "--reviews-file", str(synth_inputs["reviews"]), "--items-file"]
         args += [str(synth_inputs["items"]), "--tag", "t", "--output-dir", str(tmp_path / engine)]
         args += ["--extra-reviews", *map(str, synth_inputs["extras"]), "--quiet"]
-        assert main([*args, "--engine", engine, "--spark-master", "local[2]"]) == 0
+        master = ["--spark-master", "local[2]"] if engine == "spark" else []
+        assert main([*args, "--engine", engine, *master]) == 0
         out[engine] = capsys.readouterr().out.replace(str(tmp_path / engine), "OUT")
     assert out["duckdb"] == out["spark"]
     a, b = (_report(tmp_path / e / "t") for e in ("duckdb", "spark"))
@@ -270,6 +278,47 @@ def test_parity_extra_reviews_keep_the_latest_opinion(spark: Any, tmp_path: Path
 
 
 @pytest.mark.spark
+def test_parity_on_labelled_parquet_with_nulls_and_wrong_types(spark: Any, tmp_path: Path) -> None:
+    """Parquet labelled as DeepCart reviews but with nullable required columns or other types
+    (written by hand, not by ingest) went to the engines as is: a ValueError traceback from the
+    final write in both. Now it is ingested first: same skipped counts, or the same one line."""
+    loose = pa.schema([f.with_nullable(True) for f in schema_for("reviews")])
+    rows = {
+        "user_id": ["u1", "u1", "u2", None, "u2"],
+        "parent_asin": ["i1", "i2", "i1", "i1", "i2"],
+        "rating": [5.0, None, 3.0, 3.0, 2.0],
+        "timestamp": [1, 2, None, 4, 5],
+    }
+    table = pa.table({n: rows.get(n, [None] * 5) for n in loose.names}, schema=loose)
+    path = tmp_path / "nulls.parquet"
+    pq.write_table(table.replace_schema_metadata(schema_for("reviews").metadata), path)
+    kw: dict[str, Any] = {"items_file": None, "min_interactions": 1, "min_ratings": 1}
+    a, b = _both(tmp_path, reviews_file=path, on_bad_lines="skip", **kw)
+    _assert_same(a, b)
+    assert a.counts["reviews_written"] == 2
+    assert a.manifest["inputs"]["reviews"]["lines_skipped"] == {
+        "missing_field:rating": 1,
+        "missing_field:timestamp": 1,
+        "missing_field:user_id": 1,
+    }
+    for engine in ("duckdb", "spark"):
+        with pytest.raises(DataFormatError, match=r"nulls\.parquet:2: missing required field"):
+            build_dataset(reviews_file=path, output_dir=tmp_path, tag="e", engine=engine, **kw)
+    with pytest.raises(InputError, match=r"\(column user_id may hold nulls\); a file named by"):
+        build_dataset(reviews_file=path.as_uri(), output_dir=tmp_path, tag="u", engine="spark",
+                      **kw)  # fmt: skip
+    raw = tmp_path / "raw.jsonl"  # a raw file by URI: said so, not Parquet's "magic bytes"
+    raw.write_text('{"user_id": "u", "parent_asin": "i", "rating": 5, "timestamp": 1}\n')
+    with pytest.raises(InputError, match=r"\(not a Parquet file\); a file named by URI must be"):
+        build_dataset(reviews_file=raw.as_uri(), output_dir=tmp_path, tag="u", engine="spark",
+                      **kw)  # fmt: skip
+    as_text = table.set_column(2, "rating", pa.array(["5", "x", "3", "3", "2"]))
+    pq.write_table(as_text.replace_schema_metadata(schema_for("reviews").metadata), path)
+    with pytest.raises(DataFormatError, match="cannot read its columns as the canonical types"):
+        build_dataset(reviews_file=path, output_dir=tmp_path, tag="e", engine="spark", **kw)
+
+
+@pytest.mark.spark
 @pytest.mark.realdata
 def test_parity_on_real_all_beauty_5core_k_core(
     spark: Any, amazon_dir: Path, tmp_path: Path
@@ -303,7 +352,7 @@ def test_parity_on_real_gift_cards_with_meta(spark: Any, amazon_dir: Path, tmp_p
 
 @pytest.mark.spark
 def test_ingest_in_spark_tasks_equals_local_ingest(
-    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path
+    spark: Any, synth_inputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from deepcart.data.engine_spark import ingest_files
 
@@ -320,6 +369,94 @@ def test_ingest_in_spark_tasks_equals_local_ingest(
     assert reports[-1].skipped == {"invalid_json": 1}
     with pytest.raises(DataFormatError, match=r"bad\.jsonl:3: "):
         ingest_files([bad], tmp_path / "err")
+    # An error naming the output: the --output-dir as given, not resolved (was the absolute path).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "blocked" / "bad.parquet").mkdir(parents=True)
+    with pytest.raises(InputError) as local:
+        ingest_file("bad.jsonl", "blocked", on_bad_lines="skip")
+    with pytest.raises(InputError) as remote:
+        ingest_files(["bad.jsonl"], "blocked", on_bad_lines="skip")
+    assert str(remote.value) == str(local.value)
+    assert str(local.value) == "cannot write blocked/bad.parquet: Is a directory"
+
+
+_INTERRUPTED_JOB = """
+import sys
+from deepcart import cli
+from deepcart.data.spark_session import get_spark
+
+def long_job(args):  # stands in for a long build: the CLI around a Spark job
+    spark = get_spark("local[1]", config={"spark.driver.memory": "512m"})
+    print("ready", flush=True)
+    spark.range(10**12).selectExpr("sum(id % 7)").collect()
+
+cli._cmd_build = long_job
+sys.exit(cli.main(["build", "--tag", "t"]))
+"""
+
+
+@pytest.mark.spark
+def test_ctrl_c_in_a_spark_job_is_one_line(spark: Any) -> None:
+    # PySpark's handler called cancelAllJobs through the connection the interrupted call was
+    # using: py4j logged two tracebacks (ERROR root: ...) before "deepcart: interrupted"; and
+    # py4j failing to reconnect while unwinding could replace the interrupt by its traceback.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_JOB],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        time.sleep(1.5)  # the job is running
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and out == "", (out, err)
+    assert err.endswith("deepcart: interrupted\n") and "Traceback" not in err, err
+    assert "ERROR" not in err, err
+
+
+_INTERRUPTED_START = """
+import os, signal, threading
+from deepcart.data.spark_session import get_spark
+threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    get_spark("local[1]")
+except KeyboardInterrupt:
+    pass
+"""
+
+
+def _environ_holds(environ: Path, mark: bytes) -> bool:
+    try:
+        return mark in environ.read_bytes().split(b"\0")
+    except OSError:  # gone, or another user's
+        return False
+
+
+@pytest.mark.spark
+def test_ctrl_c_while_spark_starts_leaves_no_jvm(spark: Any, tmp_path: Path) -> None:
+    # The JVM PySpark was launching ignores SIGINT: it ran on, orphaned (and held the pipes of
+    # the shell that started deepcart) after Ctrl-C in the second or two of its start.
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc (Linux)")
+    token = uuid.uuid4().hex
+    mark = f"DEEPCART_TEST_MARK={token}".encode()
+    with open(tmp_path / "out.txt", "w") as out:
+        subprocess.run(
+            [sys.executable, "-c", _INTERRUPTED_START],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "DEEPCART_TEST_MARK": token},
+            timeout=120,
+        )
+    time.sleep(2)
+    left = [e for e in Path("/proc").glob("[0-9]*/environ") if _environ_holds(e, mark)]
+    for e in left:  # leave nothing running whatever the outcome
+        os.kill(int(e.parent.name), signal.SIGKILL)
+    assert left == []
 
 
 @pytest.mark.spark
@@ -359,6 +496,32 @@ def test_als_on_spark_saves_our_artifact(spark: Any, tmp_path: Path) -> None:
     idx, scores = loaded.recommend(new_user, k=5)
     assert (idx >= 0).all() and not set(idx[0]) & {0, 1}
     assert np.allclose(scores, result.model.recommend(new_user, k=5)[1])
+    # The JVM's OutOfMemoryError was a Py4J traceback; now a MemoryError (the CLI's one line, as
+    # for the local ALS).
+    from deepcart.models.als_spark import fit_als_spark
+
+    with pytest.raises(MemoryError, match="Java heap space"):
+        fit_als_spark(new_user, {"factors": 200_000, "iterations": 1}, spark=spark)
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ('{"backend": "implicit"}', "--params: backend: only for --engine local"),
+        ('{"cg_steps": 0, "seed": 1}', "--params: cg_steps: only for --engine local"),
+        ('{"seed": 9223372036854775808}', "seed: MLlib ALS needs an integer below 2**63"),
+        ('{"factors": 3000000000}', "factors: MLlib ALS needs an integer below 2**31"),
+        ('{"iterations": 2147483648}', "iterations: MLlib ALS needs an integer below 2**31"),
+    ],
+)
+def test_als_on_spark_refuses_params_mllib_cannot_take(
+    params: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # backend/cg_steps were silently ignored; the others a Py4J traceback after the split.
+    code = main(["train", "--data-dir", str(tmp_path), "--data-tag", "x", "--type", "als",
+                 "--engine", "spark", "--params", params])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and expected in err, err
 
 
 def test_train_engine_spark_is_for_als_only(capsys: pytest.CaptureFixture) -> None:
@@ -394,7 +557,7 @@ def test_missing_pyspark_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "pip install 'deepcart[spark]'" in (spark_session.spark_unavailable_reason() or "")
 
 
-@pytest.mark.parametrize("master", ["bogus://x", "local[x]", "lokal[*]"])
+@pytest.mark.parametrize("master", ["bogus://x", "local[x]", "lokal[*]", "local[0]"])
 def test_a_malformed_master_is_one_line_before_java_starts(
     master: str, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -408,6 +571,49 @@ def test_a_malformed_master_is_one_line_before_java_starts(
     assert code == 2 and err.count("\n") == 1 and repr(master) in err
     for good in ("local", "local[2]", "local[*]", "local[4, 2]", "spark://h:7077", "yarn"):
         assert spark_session._MASTER.fullmatch(good), good
+
+
+def test_an_unreachable_master_is_one_line_before_java_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Spark retried spark://127.0.0.1:<closed> for 73 s, then printed 46 lines of Java traces;
+    # k8s:// 351 lines; yarn without HADOOP_CONF_DIR a trace and "Java gateway process exited".
+    pyspark_sql = pytest.importorskip("pyspark.sql", reason="needs pyspark")
+    monkeypatch.setattr(pyspark_sql.SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
+    monkeypatch.delenv("YARN_CONF_DIR", raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["build", "--reviews-file", str(tmp_path / "r.parquet"), "--items-file", "none"]
+    for master, expected in (
+        (f"spark://127.0.0.1:{port}", f"cannot connect (127.0.0.1:{port}: "),
+        (f"k8s://https://127.0.0.1:{port}", f"cannot connect (127.0.0.1:{port}: "),
+        ("yarn", "set HADOOP_CONF_DIR or YARN_CONF_DIR"),
+    ):
+        code = main([*args, "--tag", "t", "--engine", "spark", "--spark-master", master,
+                     "--output-dir", str(tmp_path)])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"deepcart: error: --spark-master {master}: {expected}"), err
+    if (spark_session._spark_major() or 0) >= 4:  # Spark 4 has no Mesos: refused up front
+        with pytest.raises(InputError, match="got 'mesos://h:5050'"):
+            spark_session.get_spark("mesos://h:5050")
+
+
+def test_ingest_missing_file_or_folder_is_the_local_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    # Spark said "no such file: X" where the local ingest says "X: no such file", and started
+    # Spark to find that a folder is not a file.
+    for given in (tmp_path / "nope.jsonl", tmp_path):
+        errors = []
+        for engine in ("duckdb", "spark"):
+            code = main(["ingest", str(given), "--output-dir", str(tmp_path / "o"),
+                         "--engine", engine])  # fmt: skip
+            errors.append((code, capsys.readouterr().err))
+        assert errors[0] == errors[1] and errors[0][0] == 2, errors
+    assert errors[0][1] == f"deepcart: error: {tmp_path}: not a file\n"
 
 
 def test_ingest_output_dir_that_is_a_file_is_one_line(

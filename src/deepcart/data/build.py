@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from deepcart import __version__
 from deepcart.data.engine_duckdb import BuildParams
 from deepcart.data.paths import DatasetPaths, dataset_paths
-from deepcart.data.schema import KIND_KEY, parquet_kind
+from deepcart.data.schema import canonical_problem
 from deepcart.errors import InputError
 from deepcart.fsutil import make_dirs, sha256_file
 
@@ -41,11 +41,14 @@ class BuildReport:
 
 
 def _is_canonical_parquet(path: Path, kind: str) -> bool:
+    """Whether the engines can read ``path`` as it is; anything else (raw files, and Parquet
+    with the kind recorded but other types or nullable required columns, whose rows ingest
+    checks line by line) is ingested first."""
     try:
         schema = pq.read_schema(path)
     except Exception:  # not a Parquet file at all: a raw file for ingest
         return False
-    return (schema.metadata or {}).get(KIND_KEY) is not None and parquet_kind(schema) == kind
+    return canonical_problem(schema, kind) is None
 
 
 def _resolve_input(

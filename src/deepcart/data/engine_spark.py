@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -339,8 +340,12 @@ def run_build(
     finally:
         if staging is not None:
             _remove(staging)
-        for df in holding:
-            df.unpersist()
+        try:
+            for df in holding:
+                df.unpersist()
+        except Exception as exc:  # after Ctrl-C or a failed job the JVM may not answer: the
+            # error that stopped the build is the one to report (the cache goes with the JVM)
+            log.debug("spark build: could not release the cached steps: %s", exc)
     return counts
 
 
@@ -351,7 +356,7 @@ def describe_uri(uri: str, kind: str, flag: str) -> dict[str, Any]:
     a local input."""
     import pyarrow.fs as pafs
 
-    from deepcart.data.schema import KIND_KEY
+    from deepcart.data.schema import canonical_problem
 
     try:
         fs, path = arrow_filesystem(uri)
@@ -359,11 +364,15 @@ def describe_uri(uri: str, kind: str, flag: str) -> dict[str, Any]:
         if info.type != pafs.FileType.File:
             raise InputError(f"{flag}: no such file: {uri}")
         with fs.open_input_file(path) as fh:
-            schema = pq.read_schema(fh)
-        if (schema.metadata or {}).get(KIND_KEY) != kind.encode():
+            try:
+                schema = pq.read_schema(fh)
+            except pa.ArrowInvalid:  # raw JSON or CSV
+                schema = None
+        problem = "not a Parquet file" if schema is None else canonical_problem(schema, kind)
+        if problem is not None:
             raise InputError(
-                f"{flag}: {uri} is not DeepCart {kind} Parquet; a file named by URI must be "
-                "ingested first (deepcart ingest, then copy the Parquet there)"
+                f"{flag}: {uri} is not canonical DeepCart {kind} Parquet ({problem}); a file "
+                "named by URI must be ingested first (deepcart ingest, then copy the Parquet there)"
             )
         digest = hashlib.sha256()
         with fs.open_input_stream(path) as fh:
@@ -480,9 +489,11 @@ def ingest_files(
     if on_bad_lines not in ("error", "skip"):
         raise InputError(f"--on-bad-lines: expected 'error' or 'skip', got {on_bad_lines!r}")
     local = [Path(p) for p in paths]
-    for p in local:
+    for p in local:  # before Spark starts; the messages of ingest_file
         if not p.exists():
-            raise InputError(f"no such file: {p}")
+            raise InputError(f"{p}: no such file")
+        if not p.is_file():
+            raise InputError(f"{p}: not a file")
     out = make_dirs(output_dir, "--output-dir").resolve()
     if not local:
         return []
@@ -495,8 +506,11 @@ def ingest_files(
         if res.get("error") == "DataFormatError":  # name the file as the user did
             where = str(given) if res["path"] == resolved else res["path"]
             raise DataFormatError(where, res["line"], res["msg"])
-        if "error" in res:
-            raise InputError(str(res["msg"]).replace(resolved, str(given)))
+        if "error" in res:  # the paths as the user named them, as the local ingest says
+            shown = str(Path(output_dir))
+            msg = str(res["msg"]).replace(resolved, str(given))
+            msg = msg.replace(str(out) + os.sep, "" if shown == "." else shown + os.sep)
+            raise InputError(msg)
         reports.append(
             IngestReport(
                 source=given,

@@ -56,6 +56,29 @@ def schema_for(kind: str) -> pa.Schema:
     return base.with_metadata({KIND_KEY: kind.encode()})
 
 
+def _same_type(got: pa.DataType, want: pa.DataType) -> bool:
+    if pa.types.is_list(want):  # whatever its item field is named ("item", "element")
+        return pa.types.is_list(got) and got.value_type == want.value_type
+    return got == want
+
+
+def canonical_problem(schema: pa.Schema, kind: str) -> str | None:
+    """Why a Parquet file with ``schema`` cannot be read as canonical ``kind`` as it is (by the
+    build engines, without ``ingest``'s checks), or None when it can: its kind recorded, every
+    canonical column with its type, and the required columns declared without nulls."""
+    if (schema.metadata or {}).get(KIND_KEY) != kind.encode():
+        return f"not DeepCart {kind} Parquet"
+    for want in schema_for(kind):
+        if want.name not in schema.names:
+            return f"no column {want.name}"
+        got = schema.field(want.name)
+        if not _same_type(got.type, want.type):
+            return f"column {want.name} is {got.type}, expected {want.type}"
+        if got.nullable and not want.nullable:
+            return f"column {want.name} may hold nulls"
+    return None
+
+
 def parquet_kind(schema: pa.Schema) -> str | None:
     """The DeepCart kind recorded in a Parquet file's schema, or None for a foreign file."""
     meta = schema.metadata or {}

@@ -20,9 +20,12 @@ import logging
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 import warnings
 from pathlib import Path
@@ -108,10 +111,90 @@ def spark_unavailable_reason() -> str | None:
     return None
 
 
-#: The master URLs Spark parses (SparkContext.createTaskScheduler and its cluster managers).
+#: The master URLs Spark parses (SparkContext.createTaskScheduler and its cluster managers);
+#: ``local[0]`` is refused there ("Asked to run locally with 0 threads").
 _MASTER = re.compile(
-    r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn|(spark|k8s|mesos)://\S+"
+    r"local(\[([1-9]\d*|\*)(\s*,\s*\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|yarn"
+    r"|(spark|k8s|mesos)://\S+"
 )
+#: Seconds to wait for a spark:// or k8s:// master to accept a connection before the JVM starts
+#: (Spark itself retries an unreachable standalone master for a minute, then prints its traces).
+CONNECT_TIMEOUT = 10.0
+
+
+def _spark_major() -> int | None:
+    """The major version of the installed pyspark, or None without it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return int(version("pyspark").split(".")[0])
+    except (PackageNotFoundError, ValueError):
+        return None
+
+
+def _check_master(master: str) -> None:
+    """A master URL Spark accepts, checked before the JVM starts (which prints its stack trace
+    before failing); an InputError naming --spark-master otherwise."""
+    mesos = (_spark_major() or 0) < 4  # Spark 4 removed the Mesos cluster manager
+    if _MASTER.fullmatch(master) and (mesos or not master.startswith("mesos://")):
+        return
+    raise InputError(
+        "--spark-master: expected local, local[N], local[*], local[N,F], "
+        f"spark://HOST:PORT, yarn{', k8s://URL or mesos://URL' if mesos else ' or k8s://URL'}, "
+        f"got {master!r}"
+    )
+
+
+def _master_endpoints(master: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs a spark:// (several masters: comma-separated) or k8s:// master
+    names; none for the others."""
+    if master.startswith("spark://"):
+        hosts = master[len("spark://") :].split(",")
+        default = 7077
+    elif master.startswith("k8s://"):
+        rest = master[len("k8s://") :]
+        default = 80 if rest.startswith("http://") else 443
+        hosts = [re.sub(r"^https?://", "", rest)]
+    else:
+        return []
+    out = []
+    for h in hosts:
+        h = h.split("/", 1)[0]
+        m = re.fullmatch(r"\[?([^\[\]]+?)\]?(?::(\d+))?", h)
+        if m:
+            out.append((m.group(1), int(m.group(2)) if m.group(2) else default))
+    return out
+
+
+def _check_reachable(master: str) -> None:
+    """Fail fast, on one line, when no master of a spark:// or k8s:// URL accepts connections
+    (Spark would retry for a minute and print pages of stack traces); yarn needs the Hadoop
+    configuration that names its ResourceManager."""
+    if master == "yarn":
+        if not (os.environ.get("HADOOP_CONF_DIR") or os.environ.get("YARN_CONF_DIR")):
+            raise InputError(
+                "--spark-master yarn: set HADOOP_CONF_DIR or YARN_CONF_DIR to the cluster's "
+                "Hadoop configuration directory (or run under spark-submit)"
+            )
+        return
+    endpoints = _master_endpoints(master)
+    reason = ""
+    for host, port in endpoints:
+        try:
+            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT):
+                return
+        except OSError as exc:
+            reason = f"{host}:{port}: {exc.strerror or exc}"
+    if endpoints:
+        raise InputError(f"--spark-master {master}: cannot connect ({reason})")
+
+
+def _one_line(exc: BaseException) -> str:
+    """The gist of a Spark start-up failure: the Java exception (not Py4J's call wrapper and the
+    stack trace), on one line."""
+    java = getattr(exc, "java_exception", None)
+    text = str(java.toString()) if java is not None else str(exc)
+    return next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
 
 
 def _is_local(master: str) -> bool:
@@ -166,11 +249,7 @@ def get_spark(
     Raises :class:`InputError` when pyspark or Java 17+ is missing.
     """
     if isinstance(master, str) and master.strip() and not _under_spark_submit():
-        if not _MASTER.fullmatch(master):  # else the JVM prints its stack trace before failing
-            raise InputError(
-                "--spark-master: expected local, local[N], local[*], local[N,F], "
-                f"spark://HOST:PORT, yarn, k8s://URL or mesos://URL, got {master!r}"
-            )
+        _check_master(master)  # else the JVM prints its stack trace before failing
     reason = spark_unavailable_reason()
     if reason is not None:
         raise InputError(reason)
@@ -191,6 +270,7 @@ def get_spark(
         "spark.sql.session.timeZone": "UTC",
     }
     if not _under_spark_submit():
+        _check_reachable(master)
         builder = builder.master(master)
         conf_file = _log_config()
         java_opts = f"-Dlog4j2.configurationFile={conf_file.as_uri()}"
@@ -214,11 +294,76 @@ def get_spark(
         warnings.simplefilter("ignore", FutureWarning)
         try:
             spark = builder.getOrCreate()
+        except KeyboardInterrupt:
+            _stop_spark_children()
+            raise
         except Exception as exc:  # the JVM failed to start: a bad master URL, memory, ports
-            raise InputError(f"--spark-master {master}: cannot start Spark ({exc})") from None
+            raise InputError(
+                f"--spark-master {master}: cannot start Spark ({_one_line(exc)})"
+            ) from None
     spark.sparkContext.setLogLevel("ERROR")
+    _quiet_interrupt(spark)
     log.debug("spark %s session on %s", spark.version, spark.sparkContext.master)
     return spark
+
+
+def _stop_spark_children() -> None:
+    """Ctrl-C while PySpark waits for the JVM it is launching: that JVM ignores SIGINT (PySpark
+    starts it so) and, this process gone, would run on as an orphan. Stop it (Linux: /proc)."""
+    me = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = stat.read_text().rsplit(")", 1)[1].split()[1]
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if ppid == me and b"spark" in cmdline:
+                os.kill(int(stat.parent.name), signal.SIGTERM)
+        except (OSError, IndexError, ValueError):
+            continue
+
+
+class _Py4JInterruptFilter(logging.Filter):
+    """Drops what py4j logs on the root logger (tracebacks) once Ctrl-C was pressed: the
+    KeyboardInterrupt itself still propagates (``deepcart: interrupted``). Its own loggers
+    (``py4j.*``) are silenced then too."""
+
+    interrupted = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.interrupted and f"{os.sep}py4j{os.sep}" in record.pathname)
+
+
+_QUIET = _Py4JInterruptFilter()
+
+
+def _quiet_interrupt(spark: SparkSession) -> None:
+    """Ctrl-C during a Spark call: cancel the running jobs and raise KeyboardInterrupt, without
+    tracebacks. PySpark's own handler calls ``cancelAllJobs`` through the connection the
+    interrupted call is still using (a failing reentrant call that py4j logs, with the
+    interrupt, as pages of tracebacks) and leaves the executors running into the JVM's exit."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers belong to the main thread (as PySpark's)
+    sc = spark.sparkContext
+    quiet = _QUIET
+    logging.getLogger().addFilter(quiet)  # once: a logger keeps a filter once
+
+    def cancel() -> None:
+        try:
+            # The JVM's own log goes quiet first: the executors it shuts down with this process
+            # log "ERROR Executor ... rejected" lines after "deepcart: interrupted" otherwise.
+            sc.setLogLevel("OFF")
+            sc.cancelAllJobs()  # a thread of its own: a connection of its own
+        except Exception:  # the JVM may be going already; we exit anyway
+            pass
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        quiet.interrupted = True
+        logging.getLogger("py4j").setLevel(logging.CRITICAL + 1)
+        worker = threading.Thread(target=cancel, daemon=True)
+        worker.start()
+        worker.join(10)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
 
 
 def to_uri(path: str | Path) -> str:

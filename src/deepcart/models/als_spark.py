@@ -22,7 +22,7 @@ ALSModel                            MLlib ALS
 ``regularization`` (``lambda``)     ``regParam = lambda / mean(n_u)``; default 10 here (see
                                     below), not ALSModel's 50
 ``seed``                            ``seed`` (MLlib draws its own initial factors)
-``cg_steps``, ``backend``           not used (MLlib solves each row exactly, by Cholesky)
+``cg_steps``, ``backend``           an error (MLlib solves each row exactly, by Cholesky)
 ==================================  =========================================================
 
 Regularization differs in kind. Hu et al. (and :mod:`deepcart.models.als`, including its fold-in)
@@ -117,6 +117,34 @@ def _to_arrow(df: DataFrame) -> pa.Table:
     )  # pragma: no cover
 
 
+#: ALSModel hyperparameters of the local solvers only (module docstring): an error on Spark, not
+#: silently ignored.
+LOCAL_ONLY = ("cg_steps", "backend")
+#: MLlib's Java types: ``rank`` and ``maxIter`` are ints, ``seed`` a long.
+_JAVA_LIMITS = {"factors": 2**31, "iterations": 2**31, "seed": 2**63}
+
+
+def spark_model(params: dict[str, Any] | None = None) -> ALSModel:
+    """The unfitted :class:`ALSModel` for ``params`` (``--params``) on Spark: ALSModel's checks,
+    plus those MLlib adds (no local-solver keys, values within its Java types)."""
+    local = sorted(set(params or {}) & set(LOCAL_ONLY))
+    if local:
+        raise InputError(
+            f"--params: {', '.join(local)}: only for --engine local (MLlib solves each row "
+            "exactly, without these solver settings)"
+        )
+    model = create("als", {"regularization": SPARK_DEFAULT_REGULARIZATION, **(params or {})})
+    if not isinstance(model, ALSModel):  # pragma: no cover - the registry maps als to ALSModel
+        raise InputError("--engine spark: trains --type als only")
+    for name, limit in _JAVA_LIMITS.items():
+        if int(getattr(model, name)) >= limit:
+            raise InputError(
+                f"--params: bad value for 'als': {name}: MLlib ALS needs an integer below "
+                f"2**{limit.bit_length() - 1}, got {getattr(model, name)}"
+            )
+    return model
+
+
 def fit_als_spark(
     user_items: Any,
     params: dict[str, Any] | None = None,
@@ -125,11 +153,9 @@ def fit_als_spark(
     spark_master: str = DEFAULT_MASTER,
 ) -> tuple[ALSModel, dict[str, Any]]:
     """Fit implicit ALS with Spark MLlib on a CSR user x item matrix; return the equivalent
-    fitted :class:`ALSModel` (ready to recommend and save) and the MLlib parameters used."""
-    params = {"regularization": SPARK_DEFAULT_REGULARIZATION, **(params or {})}
-    model = create("als", params)
-    if not isinstance(model, ALSModel):  # pragma: no cover - the registry maps als to ALSModel
-        raise InputError("--engine spark: trains --type als only")
+    fitted :class:`ALSModel` (ready to recommend and save) and the MLlib parameters used.
+    A Java heap too small for the fit (``factors`` beyond memory) is a :class:`MemoryError`."""
+    model = spark_model(params)
     x = as_csr(user_items)
     n_users, n_items = x.shape
     if n_items == 0 or x.nnz == 0:
@@ -150,7 +176,12 @@ def fit_als_spark(
     )
     df = _to_spark(spark, triples)
     als = ALS(userCol="user", itemCol="item", ratingCol="rating", **mparams)
-    fitted = als.fit(df)
+    try:
+        fitted = als.fit(df)
+    except Exception as exc:  # Py4JJavaError: the JVM's exception is in its text
+        if "java.lang.OutOfMemoryError" not in str(exc):
+            raise
+        raise MemoryError(f"MLlib ALS with {model.factors} factors: Java heap space") from None
     factors = _to_arrow(fitted.itemFactors)
     ids = factors.column("id").to_numpy()
     flat = factors.column("features").combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -184,7 +215,7 @@ def train_als_spark(
     from deepcart.training import TrainResult, model_path, save_model
 
     check_mode(mode)
-    create("als", params)  # validate the hyperparameters before any work
+    spark_model(params)  # validate the hyperparameters before any work
     spark = get_spark(spark_master)
     split = make_split(data_dir, tag, split_params, echo=echo)
     data = load_split_data(split)
