@@ -446,3 +446,29 @@ def test_output_dir_that_is_a_file_is_one_line(
     assert capsys.readouterr().err == (
         f"deepcart: error: --output-dir: {blocker} exists and is not a directory\n"
     )
+
+
+def test_skipped_raw_lines_are_reported_without_the_scratch_file(tmp_path: Path) -> None:
+    # The line named the build's scratch copy (.t.building-.../ingest/...), gone afterwards.
+    good = {
+        "rating": 5.0,
+        "title": "",
+        "text": "",
+        "images": [],
+        "asin": "A",
+        "parent_asin": "A",
+        "user_id": "u",
+        "timestamp": 10**12,
+        "helpful_vote": 0,
+        "verified_purchase": True,
+    }
+    raw = tmp_path / "r.jsonl"
+    raw.write_text(json.dumps(good) + "\n{not json\n" + json.dumps({**good, "user_id": "v"}) + "\n")
+    lines: list[str] = []
+    rep = build_dataset(
+        reviews_file=raw, items_file=None, output_dir=tmp_path / "out", tag="t",
+        min_interactions=1, min_ratings=1, on_bad_lines="skip", echo=lines.append,
+    )  # fmt: skip
+    said = [line for line in lines if "skipped 1" in line]
+    assert len(said) == 1 and "->" not in said[0] and "building" not in said[0], lines
+    assert rep.manifest["inputs"]["reviews"]["lines_skipped"] == {"invalid_json": 1}

@@ -82,8 +82,8 @@ def _resolve_input(
     report = ingest_file(path, tmp, on_bad_lines=on_bad_lines, progress=progress)
     if report.kind != kind:
         raise InputError(f"{flag}: {path} holds {report.kind}, expected {kind}")
-    if report.skipped:
-        echo(report.summary())
+    if report.skipped:  # the ingested file is the build's scratch: the manifest keeps the counts
+        echo(f"{report.summary(output=False)} (in the manifest's inputs)")
     record.update(
         format=report.source_format,
         lines_read=report.lines_read,

@@ -143,8 +143,9 @@ class IngestReport:
     def lines_skipped(self) -> int:
         return sum(self.skipped.values())
 
-    def summary(self) -> str:
-        """One line: ``SRC (format): read N lines, wrote M reviews, skipped K -> OUT``."""
+    def summary(self, output: bool = True) -> str:
+        """One line: ``SRC (format): read N lines, wrote M reviews, skipped K -> OUT`` (without
+        ``-> OUT`` when ``output`` is False: a file that will not stay)."""
         unit = "rows" if self.source_format.endswith("parquet") else "lines"
         text = (
             f"{self.source} ({self.source_format}): read {self.lines_read:,} {unit}, "
@@ -153,7 +154,7 @@ class IngestReport:
         if self.skipped:
             parts = ", ".join(f"{k} {v:,}" for k, v in sorted(self.skipped.items()))
             text += f" ({parts})"
-        return f"{text} -> {self.output}"
+        return f"{text} -> {self.output}" if output else text
 
 
 @dataclass(frozen=True)
