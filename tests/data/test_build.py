@@ -472,3 +472,26 @@ def test_skipped_raw_lines_are_reported_without_the_scratch_file(tmp_path: Path)
     said = [line for line in lines if "skipped 1" in line]
     assert len(said) == 1 and "->" not in said[0] and "building" not in said[0], lines
     assert rep.manifest["inputs"]["reviews"]["lines_skipped"] == {"invalid_json": 1}
+
+
+def test_spark_build_checks_its_inputs_before_spark_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A missing file or a bad tag took a Spark start (5-10 s of Java) to be reported.
+    def no_spark(master: str) -> None:
+        raise AssertionError("Spark started before the cheap checks")
+
+    monkeypatch.setattr("deepcart.data.spark_session.get_spark", no_spark)
+    monkeypatch.setattr("deepcart.data.spark_session.check_spark", lambda master: None)
+    for kw, message in [
+        ({"reviews_file": tmp_path / "missing.jsonl"}, "--reviews-file: no such file"),
+        ({"reviews_file": tmp_path}, "--reviews-file: not a file"),
+    ]:
+        with pytest.raises(InputError, match=message):
+            build_dataset(items_file=None, output_dir=tmp_path / "out", tag="t",
+                          engine="spark", echo=lambda s: None, **kw)  # fmt: skip
+    reviews = write_reviews(tmp_path / "r.parquet", [("u", "a", 5, 10**12)])
+    with pytest.raises(InputError, match="--items-file: no such file"):
+        build_dataset(reviews_file=reviews, items_file=tmp_path / "nope.jsonl",
+                      output_dir=tmp_path / "out", tag="t", engine="spark",
+                      echo=lambda s: None)  # fmt: skip

@@ -65,10 +65,7 @@ def _resolve_input(
         from deepcart.data.engine_spark import describe_uri
 
         return path, describe_uri(path, kind, flag)
-    if not path.exists():
-        raise InputError(f"{flag}: no such file: {path}")
-    if not path.is_file():
-        raise InputError(f"{flag}: not a file: {path}")
+    _check_local_file(path, flag)
     record: dict[str, Any] = {
         "path": str(path),
         "bytes": path.stat().st_size,
@@ -91,6 +88,13 @@ def _resolve_input(
         lines_skipped=dict(sorted(report.skipped.items())),
     )
     return Path(report.output), record
+
+
+def _check_local_file(path: Path, flag: str) -> None:
+    if not path.exists():
+        raise InputError(f"{flag}: no such file: {path}")
+    if not path.is_file():
+        raise InputError(f"{flag}: not a file: {path}")
 
 
 def _local_or_uri(path: str | Path, flag: str, engine: str) -> Path | str:
@@ -176,10 +180,6 @@ def build_dataset(
     already active)."""
     if engine not in ENGINES:
         raise InputError(f"--engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
-    if engine == "spark":
-        from deepcart.data.spark_session import get_spark
-
-        get_spark(spark_master)  # fail fast (no pyspark, no Java) before any work
     for name, value in (
         ("--min-interactions", min_interactions),
         ("--min-ratings", min_ratings),
@@ -195,8 +195,19 @@ def build_dataset(
         _local_or_uri(items_file, "--items-file", engine) if items_file is not None else None
     )
     params = BuildParams(min_interactions, min_ratings, sample_n, seed, k_core)
+    if engine == "spark":
+        from deepcart.data.spark_session import check_spark, get_spark
 
+        check_spark(spark_master)  # the master URL, pyspark, Java: before any other work
+    local_inputs = [("--reviews-file", reviews_file), ("--items-file", items_path)]
+    local_inputs += [("--extra-reviews", e) for e in extra_reviews or []]
+    for flag, path in local_inputs:  # the cheap checks before a Spark start (seconds)
+        if isinstance(path, Path):
+            _check_local_file(path, flag)
     out_root = make_dirs(output_dir, "--output-dir")
+    if engine == "spark":
+        get_spark(spark_master)  # the JVM (seconds) once the cheap checks passed
+
     work = Path(tempfile.mkdtemp(prefix=f".{tag}.building-", dir=out_root))
     try:
         staging = DatasetPaths(work / "dataset")

@@ -240,6 +240,23 @@ def _log_config() -> Path:
     return path
 
 
+def check_spark(master: str = DEFAULT_MASTER) -> None:
+    """What :func:`get_spark` checks before it starts a JVM (seconds): the master URL, pyspark
+    and Java, and that a spark:// or k8s:// master accepts connections; an InputError if not.
+    Nothing to check of the master under spark-submit or with a session already active."""
+    submitted = _under_spark_submit()
+    if isinstance(master, str) and master.strip() and not submitted:
+        _check_master(master)
+    reason = spark_unavailable_reason()
+    if reason is not None:
+        raise InputError(reason)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from pyspark.sql import SparkSession
+    if SparkSession.getActiveSession() is None and not submitted and isinstance(master, str):
+        _check_reachable(master)
+
+
 def get_spark(
     master: str = DEFAULT_MASTER, *, config: dict[str, str] | None = None
 ) -> SparkSession:
