@@ -65,6 +65,16 @@ def _wait_ready(page, mode: str, fallback: bool) -> None:  # noqa: ANN001
 
 
 @pytest.mark.browser
+def _open_page(browser: Any, route: Any, errors: list[str], **options: Any) -> Any:
+    """A new page whose requests go through ``route``, whose uncaught script errors are
+    appended to ``errors``, and which waits up to 30 s for what a test waits for."""
+    page = browser.new_page(**options)
+    page.route("**/*", route)
+    page.set_default_timeout(30_000)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
+
+
 def test_demo_in_headless_chromium(
     chromium: dict[str, Any], demo: str, world: World, tmp_path: Path
 ) -> None:
@@ -197,10 +207,7 @@ def test_api_docs_render_offline_and_try_it_out_answers(
     with sync_playwright() as pw:
         browser = pw.chromium.launch(**chromium)
         try:
-            page = browser.new_page()
-            page.route("**/*", route)
-            page.set_default_timeout(30_000)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _open_page(browser, route, errors)
             page.goto(demo + "/docs")
             op = page.locator("#operations-recommendations-get_recommendations_recommendations_get")
             op.locator(".opblock-summary").click()
@@ -265,10 +272,7 @@ def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], d
     with sync_playwright() as pw:
         browser = pw.chromium.launch(**chromium)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.route("**/*", route)
-            page.set_default_timeout(30_000)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _open_page(browser, route, errors, viewport={"width": 1400, "height": 1000})
 
             # The server fails as the page opens: it says so, and nothing stays "Loading…".
             failing["/health"] = 503
@@ -402,10 +406,7 @@ def test_demo_ratings_in_flight_and_keyboard(chromium: dict[str, Any], demo: str
     with sync_playwright() as pw:
         browser = pw.chromium.launch(**chromium)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.route("**/*", route)
-            page.set_default_timeout(30_000)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = _open_page(browser, route, errors, viewport={"width": 1400, "height": 1000})
             page.on(
                 "requestfinished",
                 lambda q: answered.update([f"{q.method} {urlsplit(q.url).path.split('/')[-1]}"]),
@@ -559,12 +560,14 @@ def test_demo_on_a_phone_with_odd_product_data(chromium: dict[str, Any], demo: s
     with sync_playwright() as pw:
         browser = pw.chromium.launch(**chromium)
         try:
-            page = browser.new_page(
-                viewport={"width": 375, "height": 667}, is_mobile=True, has_touch=True
+            page = _open_page(
+                browser,
+                route,
+                errors,
+                viewport={"width": 375, "height": 667},
+                is_mobile=True,
+                has_touch=True,
             )
-            page.route("**/*", route)
-            page.set_default_timeout(30_000)
-            page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(demo + "/")
             page.wait_for_selector("body[data-ready=true]")
             _wait_ready(page, "best", fallback=True)
