@@ -122,6 +122,14 @@ def load_saved_model(
     return Recommender.load(path), float(extra.get("fit_seconds", float("nan")))
 
 
+def check_model_folder(path: Path) -> None:
+    """Where a model will be saved (``path``), checked before a fit that may take minutes: its
+    parent folder made, and writable."""
+    folder = make_dirs(path.parent, "--model-dir")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--model-dir: cannot write in {folder}")
+
+
 def train_model(
     *,
     data_dir: str | Path,
@@ -144,10 +152,7 @@ def train_model(
     split = make_split(data_dir, tag, split_params, echo=echo)
     data = load_trainable(split, tag)
     path = model_path(model_dir, tag, split.params.protocol, model_type, mode)
-    # Where the model will go, checked before a fit that may take minutes.
-    folder = make_dirs(path.parent, "--model-dir")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"--model-dir: cannot write in {folder}")
+    check_model_folder(path)
     what = "" if mode == "best" else " (worst mode: reversed ratings)"
     echo(f"Training {model_type}{what} on {data.describe()}...")
     with progress_enabled(progress):

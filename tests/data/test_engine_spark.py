@@ -524,6 +524,30 @@ def test_als_on_spark_refuses_params_mllib_cannot_take(
     assert code == 2 and err.count("\n") == 1 and expected in err, err
 
 
+def test_train_on_spark_checks_the_dataset_and_model_dir_before_spark_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # A mistyped --data-tag or a --model-dir that is a file took a Spark start (5-10 s), the
+    # latter even the whole fit, to be reported.
+    from deepcart.models import als_spark
+
+    def no_spark(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("Spark started before the cheap checks")
+
+    monkeypatch.setattr(als_spark, "get_spark", no_spark)
+    monkeypatch.setattr(als_spark, "check_spark", lambda master: None)
+    rows = [(f"u{u}", f"i{i}", 5, 10**12 + i) for u in range(30) for i in range(u % 5, u % 5 + 4)]
+    build_dataset(reviews_file=write_reviews(tmp_path / "r.parquet", rows), items_file=None,
+                  output_dir=tmp_path / "data", tag="t", min_interactions=1, min_ratings=1,
+                  echo=lambda s: None)  # fmt: skip
+    train = ["train", "--data-dir", str(tmp_path / "data"), "--type", "als", "--engine", "spark"]
+    assert main([*train, "--data-tag", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    (tmp_path / "models").write_text("a file")
+    assert main([*train, "--data-tag", "t", "--model-dir", str(tmp_path / "models")]) == 2
+    assert "--model-dir" in capsys.readouterr().err
+
+
 def test_train_engine_spark_is_for_als_only(capsys: pytest.CaptureFixture) -> None:
     code = main(["train", "--data-tag", "x", "--type", "popular", "--engine", "spark"])
     assert code == 2

@@ -53,7 +53,7 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from deepcart.data.spark_session import DEFAULT_MASTER, get_spark
+from deepcart.data.spark_session import DEFAULT_MASTER, check_spark, get_spark
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_write_text
 from deepcart.models import create
@@ -212,20 +212,22 @@ def train_als_spark(
     from deepcart.data.split import make_split
     from deepcart.data.splitdata import load_split_data
     from deepcart.modes import check_mode, model_input
-    from deepcart.training import TrainResult, model_path, save_model
+    from deepcart.training import TrainResult, check_model_folder, model_path, save_model
 
     check_mode(mode)
     spark_model(params)  # validate the hyperparameters before any work
-    spark = get_spark(spark_master)
+    check_spark(spark_master)  # the master URL, pyspark, Java: before the dataset is read
     split = make_split(data_dir, tag, split_params, echo=echo)
     data = load_split_data(split)
+    path = model_path(model_dir or DEFAULT_MODEL_DIR, tag, split.params.protocol, "als", mode)
+    check_model_folder(path)
+    spark = get_spark(spark_master)  # the JVM (seconds) once the cheap checks passed
     what = "" if mode == "best" else " (worst mode: reversed ratings)"
     echo(f"Training als on Spark MLlib{what} on {data.describe()}...")
     x = model_input(data.train, mode, ALSModel.feedback)
     started = time.perf_counter()
     model, mparams = fit_als_spark(x, params, spark=spark)
     seconds = time.perf_counter() - started
-    path = model_path(model_dir or DEFAULT_MODEL_DIR, tag, split.params.protocol, "als", mode)
     save_model(model, data, path, seconds, mode)
     meta_file = path / "model.json"
     meta = json.loads(meta_file.read_text())
