@@ -108,3 +108,45 @@ def test_grid_helpers() -> None:
         "--params", '{"reg": 5}', "--split", "random", "--seed", "3", "--holdout", "0.3",
         "--holdout-by", "time", "--mode", "worst", "--repeat", "2",
     ]  # fmt: skip
+
+
+def test_an_early_stopping_model_is_scored_on_the_half_it_did_not_stop_on(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepcart.eval import tune
+
+    data = load_trainable(load_split(workdir / "data", "t", "users"), "t")
+    stopped_on: list[set[str]] = []
+    scored_on: list[set[str]] = []
+    real_fit, real_score = tune.fit_model, tune.evaluate_model
+
+    def fit(d, *args):  # noqa: ANN001, ANN202
+        stopped_on.append(set(d.val.users.to_list()))
+        return real_fit(d, *args)
+
+    def score(model, d, *args):  # noqa: ANN001, ANN202
+        scored_on.append(set(d.test.users.to_list()))
+        return real_score(model, d, *args)
+
+    monkeypatch.setattr(tune, "fit_model", fit)
+    monkeypatch.setattr(tune, "evaluate_model", score)
+    per_user, _ = tune._score_on_validation(data, "ease", {}, 10, "best", None, crossed=True)
+    everyone = set(data.val.users.to_list())
+    assert len(stopped_on) == 2 and stopped_on[0] | stopped_on[1] == everyone
+    assert not stopped_on[0] & stopped_on[1]
+    assert scored_on == [stopped_on[1], stopped_on[0]]  # each half scored by the other's model
+    assert per_user["ndcg"].shape == (data.val.n_users,)
+    # ease does not early-stop: the two halves' scores are those of one fit on everyone.
+    whole, _ = tune._score_on_validation(data, "ease", {}, 10, "best", None, crossed=False)
+    np.testing.assert_allclose(per_user["ndcg"], whole["ndcg"], rtol=1e-12)
+
+
+def test_tune_a_neural_model_says_it_crosses_the_halves(
+    workdir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    pytest.importorskip("torch", reason="needs the neural extra")
+    grid = '{"hidden_dim": [8]}'
+    params = '{"epochs": 2, "log_dir": null, "progress": false}'
+    assert main(_tune(workdir, "--type", "dae", "--grid", grid, "--params", params)) == 0
+    out = capsys.readouterr().out
+    assert "each fitted twice: early stopping on one half, scored on the other" in out

@@ -3,10 +3,11 @@
 Every combination of a grid (``{"reg": [100, 500, 2000]}``: a JSON object of hyperparameter ->
 list of values; a single value is a list of one) is fitted on the split's training users and
 scored on its **validation** users (their input rows in, their held-out rows to find), never on
-the test users: those stay for ``deepcart test`` of the chosen hyperparameters. The neural models
-early-stop on the same validation users, so their scores here are a little optimistic (each
-picks its best epoch on them), as in Liang et al. (2018), who select on validation users the
-same way.
+the test users: those stay for ``deepcart test`` of the chosen hyperparameters. A model that
+early-stops on validation users (the neural ones) is fitted twice per combination: it
+early-stops on one random half of the validation users and is scored on the other half, then
+the other way round, so that no user is scored by a model that
+picked its epoch on them (scoring the same users it stopped on would flatter it).
 
 With ``repeats`` > 1 each combination is scored on that many splits (seeds ``seed``, ``seed +
 1``, ...) and ranked by its mean, with the standard error: on a small dataset one split's
@@ -30,16 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from deepcart import __version__
+from deepcart.data.matrix import IdIndex
 from deepcart.data.paths import check_tag
 from deepcart.data.split import SplitParams, make_split
+from deepcart.data.splitdata import EvalSet, SplitData
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
 from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, evaluate_model
 from deepcart.eval.repeat import SeededSplits, mean_and_se
 from deepcart.fsutil import atomic_write_text
-from deepcart.models import create, parse_params
+from deepcart.models import create, model_class, parse_params
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode
 from deepcart.training import fit_model, load_trainable, model_key, split_id
 
@@ -138,6 +143,7 @@ def tune_model(
         except InputError as exc:
             why = str(exc).removeprefix("--params: ")
             raise InputError(f"--grid: {why}") from None
+    early_stopping = bool(getattr(model_class(model_type), "uses_validation", False))
     per_combo: list[dict[str, list[float]]] = [{m: [] for m in METRICS} for _ in combos]
     fit_times: list[list[float]] = [[] for _ in combos]
     with SeededSplits(data_dir, tag, split_params, repeats) as splits:
@@ -149,21 +155,24 @@ def tune_model(
                     f"the {split_params.protocol} split of {tag!r} has no validation users to "
                     "tune on"
                 )
-            val = replace(data, test=data.val)  # scored on the validation users, never test
             allowed = candidates(data.train, mode, min_engagement)
             where = (
                 f", split {r + 1} of {splits.repeats} (--seed {split_params_r.seed})"
                 if splits.repeats > 1
                 else ""
             )
+            crossed = early_stopping and data.val.n_users >= 2
             echo(
                 f"Tuning {model_type} on {data.val.n_users:,} validation users{where}: "
                 f"{len(combos)} combination{'s' * (len(combos) != 1)}"
-            )
+                + (" (each fitted twice: early stopping on one half, scored on the other)"
+                   if crossed else "")
+            )  # fmt: skip
             for i, combo in enumerate(combos):
                 started = time.perf_counter()
-                model, fit_seconds = fit_model(data, model_type, {**base, **combo}, mode)
-                per_user = evaluate_model(model, val, k, mode, allowed)[0]
+                per_user, fit_seconds = _score_on_validation(
+                    data, model_type, {**base, **combo}, k, mode, allowed, crossed
+                )
                 for m in METRICS:
                     per_combo[i][m].append(M.summarize(per_user[m]).mean)
                 fit_times[i].append(fit_seconds)
@@ -215,6 +224,48 @@ def tune_model(
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     echo(f"Written to {path}")
     return trials
+
+
+def _subset(users: EvalSet, rows: np.ndarray) -> EvalSet:
+    """The users at ``rows`` (ascending: the ids stay sorted) of an evaluation set."""
+    return EvalSet(
+        users=IdIndex(pc.take(users.users.ids, pa.array(rows))),
+        inputs=users.inputs[rows],
+        check=users.check[rows],
+    )
+
+
+def _score_on_validation(
+    data: SplitData,
+    model_type: str,
+    params: dict[str, Any],
+    k: int,
+    mode: str,
+    allowed: np.ndarray | None,
+    crossed: bool,
+) -> tuple[dict[str, np.ndarray], float]:
+    """Per-user metrics of the validation users for one combination, and the fit seconds.
+
+    ``crossed`` (a model that early-stops on validation users): the validation users are split
+    in two halves at random (seed 0); the model early-stops on one half and is scored on the
+    other, then the other way round, so that no user is scored by a model that chose its epoch
+    on them. Otherwise one fit, scored on all of them."""
+    if not crossed:
+        model, seconds = fit_model(data, model_type, params, mode)
+        return evaluate_model(model, replace(data, test=data.val), k, mode, allowed)[0], seconds
+    n = data.val.n_users
+    order = np.random.default_rng(0).permutation(n)
+    halves = [np.sort(order[: n // 2]), np.sort(order[n // 2 :])]
+    per_user = {m: np.full(n, np.nan) for m in METRICS}
+    seconds = 0.0
+    for stop, score in (halves, halves[::-1]):
+        model, s = fit_model(replace(data, val=_subset(data.val, stop)), model_type, params, mode)
+        held_out = replace(data, test=_subset(data.val, score))
+        scored = evaluate_model(model, held_out, k, mode, allowed)[0]
+        for m in METRICS:
+            per_user[m][score] = scored[m]
+        seconds += s
+    return per_user, seconds
 
 
 def _quiet(_: str) -> None:
