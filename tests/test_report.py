@@ -86,6 +86,30 @@ def test_every_section_and_the_model_comparison(dataset: Path, report_html: Path
     assert f"{best['metrics']['ndcg']:.4f} [{lo:.4f}, {hi:.4f}]" in doc
 
 
+def test_the_repeated_comparison_is_in_the_report(dataset: Path, tmp_path: Path) -> None:
+    from deepcart.eval.repeat import evaluate_repeated
+
+    reports = tmp_path / "reports"
+    evaluate_repeated(
+        data_dir=dataset / "data",
+        tag=TAG,
+        model_types=["random", "popular"],
+        split_params=SplitParams(seed=0),
+        repeats=2,
+        model_dir=tmp_path / "models",
+        reports_dir=reports,
+        echo=lambda s: None,
+        progress=False,
+    )
+    doc = write_report(dataset / "data", TAG, reports_dir=reports).read_text(encoding="utf-8")
+    summary = json.loads((reports / TAG / "users" / "repeats.json").read_text())
+    assert "users split, best mode, K=10: over 2 splits (seeds 0, 1)" in doc
+    for model, entry in summary["models"].items():
+        ndcg = entry["metrics"]["ndcg"]
+        assert f"<td>{model}</td><td>{ndcg['mean']:.4f} ± {ndcg['se']:.4f}</td>" in doc
+    assert '<section id="models">' in doc
+
+
 def test_funnel_numbers_are_the_manifest_counts(dataset: Path, report_html: Path) -> None:
     doc = report_html.read_text(encoding="utf-8")
     manifest = json.loads((dataset / "data" / TAG / "manifest.json").read_text())

@@ -1,4 +1,5 @@
-"""The model comparison's input: every ``metrics.json`` that ``deepcart test`` wrote for a tag."""
+"""The model comparison's input: every ``metrics.json`` that ``deepcart test`` wrote for a tag,
+and the ``repeats.json`` summaries of ``deepcart test --repeat``."""
 
 from __future__ import annotations
 
@@ -49,3 +50,21 @@ def num(value: Any) -> float:
 
 def ndcg(doc: dict[str, Any]) -> float:
     return num(doc["metrics"].get("ndcg"))
+
+
+def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every ``<reports_dir>/<tag>/*/repeats.json`` (one per split protocol); and a note for
+    each file that could not be read."""
+    docs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for path in sorted((reports_dir / tag).glob("*/repeats.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
+                raise ValueError("no 'models' object")
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        doc.setdefault("split", path.parent.name)
+        docs.append(doc)
+    return docs, problems

@@ -17,7 +17,7 @@ from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
 from deepcart.modes import LOW, MIN_ENGAGEMENT
 from deepcart.report import charts
-from deepcart.report.comparison import Group, load_metrics, ndcg, num
+from deepcart.report.comparison import Group, load_metrics, load_repeats, ndcg, num
 from deepcart.report.stats import DatasetStats, Tail, funnel
 
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -219,13 +219,16 @@ def write_report(
         with plt.rc_context({"font.size": 9.5, "axes.titleweight": "bold"}):
             sections = _dataset_sections(plt, data, manifest, min_engagement)
             groups, problems = load_metrics(reports_dir, tag)
-            if groups or problems:
-                sections.append(_models_section(plt, groups, problems, reports_dir / tag))
+            repeats, more = load_repeats(reports_dir, tag)
+            problems += more
+            compared = bool(groups or repeats or problems)
+            if compared:
+                sections.append(_models_section(plt, groups, problems, reports_dir / tag, repeats))
     finally:
         data.close()
 
     anchors = ["overview", "funnel", "ratings", "long-tail", "time", "price-category",
-               "verified", "worst"] + (["models"] if groups or problems else [])  # fmt: skip
+               "verified", "worst"] + (["models"] if compared else [])  # fmt: skip
     nav = "".join(f'<a href="#{a}">{_e(SECTIONS[a])}</a>' for a in anchors)
     doc = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
@@ -385,7 +388,51 @@ def _dataset_sections(
     return out
 
 
-def _models_section(plt: Any, groups: list[Group], problems: list[str], root: Path) -> str:
+def _repeats_table(doc: dict[str, Any]) -> str:
+    """``deepcart test --repeat``'s summary: each model's mean over the splits."""
+    k = doc.get("k", "K")
+
+    def metric(entry: dict[str, Any], key: str) -> dict[str, Any]:
+        value = (entry.get("metrics") or {}).get(key)
+        return value if isinstance(value, dict) else {}
+
+    def mean_se(m: dict[str, Any]) -> str:
+        return f"{_f(num(m.get('mean')), 4)} ± {_f(num(m.get('se')), 4)}"
+
+    def key(item: tuple[str, Any]) -> float:
+        value = num(metric(item[1], "ndcg").get("mean"))
+        return -value if not math.isnan(value) else math.inf
+
+    head = (
+        f"<tr><th>model</th><th>NDCG@{_e(k)} mean ± s.e.</th><th>min..max</th>"
+        f"<th>Recall@{_e(k)} mean ± s.e.</th><th>best on</th><th>p vs best</th></tr>"
+    )
+    n = len(doc.get("seeds") or [])
+    body = []
+    for name, entry in sorted(doc["models"].items(), key=key):
+        if not isinstance(entry, dict):
+            continue
+        nd = metric(entry, "ndcg")
+        values = [num(v) for v in nd.get("per_split") or []]
+        values = [v for v in values if not math.isnan(v)]
+        spread = f"{_f(min(values), 4)}..{_f(max(values), 4)}" if values else "-"
+        p = num(entry.get("paired_t_test_p_vs_best_ndcg"))
+        best = "best" if doc.get("best_model") == name else _e(f"{p:.2g}")
+        body.append(
+            f"<tr><td>{_e(name)}</td><td>{mean_se(nd)}</td><td>{spread}</td>"
+            f"<td>{mean_se(metric(entry, 'recall'))}</td>"
+            f"<td>{_n(entry.get('best_on'))} of {n}</td><td>{best}</td></tr>"
+        )
+    return f"<table class='num'>{head}{''.join(body)}</table>"
+
+
+def _models_section(
+    plt: Any,
+    groups: list[Group],
+    problems: list[str],
+    root: Path,
+    repeats: list[dict[str, Any]] | None = None,
+) -> str:
     body = [
         f"<p class='note'>From the <code>metrics.json</code> files <code>deepcart test</code> "
         f"wrote under {_e(root)}/, per split, mode and K. Bars: NDCG@K with its percentile "
@@ -400,6 +447,17 @@ def _models_section(plt: Any, groups: list[Group], problems: list[str], root: Pa
         )
         body.append(_figure_html(charts.fig_models(plt, g)))
         body.append(_models_table(g))
+    for doc in repeats or []:
+        seeds = ", ".join(str(s) for s in doc.get("seeds") or [])
+        body.append(
+            f"<h3>{_e(doc.get('split'))} split, {_e(doc.get('mode', 'best'))} mode, "
+            f"K={_e(doc.get('k'))}: over {len(doc.get('seeds') or [])} splits (seeds "
+            f"{_e(seeds)})</h3><p class='note'>From <code>repeats.json</code> "
+            "(<code>deepcart test --repeat</code>): the mean over the splits with its standard "
+            "error, on how many splits the model was best, and a paired t-test over the "
+            "splits against the best mean.</p>"
+        )
+        body.append(_repeats_table(doc))
     if problems:
         body.append(
             "<p class='note'>Skipped unreadable files:</p><pre>"
