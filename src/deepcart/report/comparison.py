@@ -20,18 +20,26 @@ class Group:
     docs: list[dict[str, Any]]
 
 
+def _read(path: Path, key: str, problems: list[str]) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if it has an object ``key``; else None, with a note."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
+            raise ValueError(f"no '{key}' object")
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path}: {exc}")
+        return None
+    return doc
+
+
 def load_metrics(reports_dir: Path, tag: str) -> tuple[list[Group], list[str]]:
     """Every ``<reports_dir>/<tag>/*/*/metrics.json``, grouped by split, mode and K; and a note
     for each file that could not be read."""
     groups: dict[tuple[str, str, str], Group] = {}
     problems: list[str] = []
     for path in sorted((reports_dir / tag).glob("*/*/metrics.json")):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
-                raise ValueError("no 'metrics' object")
-        except (OSError, ValueError) as exc:
-            problems.append(f"{path}: {exc}")
+        doc = _read(path, "metrics", problems)
+        if doc is None:
             continue
         doc.setdefault("model", path.parent.name)
         split = str(doc.get("split") or path.parent.parent.name)
@@ -58,12 +66,8 @@ def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], lis
     docs: list[dict[str, Any]] = []
     problems: list[str] = []
     for path in sorted((reports_dir / tag).glob("*/repeats.json")):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
-                raise ValueError("no 'models' object")
-        except (OSError, ValueError) as exc:
-            problems.append(f"{path}: {exc}")
+        doc = _read(path, "models", problems)
+        if doc is None:
             continue
         doc.setdefault("split", path.parent.name)
         docs.append(doc)
