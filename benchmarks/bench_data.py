@@ -9,12 +9,12 @@ item metadata and min 2 interactions / 2 ratings. A dataset already built under
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from pathlib import Path
 
 from deepcart.data.build import build_dataset
 from deepcart.data.synth import synthesize
+from deepcart.eval.evaluate import fmt_number as fmt  # noqa: F401 (the benchmarks' formatter)
 
 #: Tag -> reviews file relative to the staged data (../shared/data/amazon).
 REAL = {
@@ -91,7 +91,3 @@ def build_datasets(args: argparse.Namespace) -> list[str]:
 def load_average() -> str:
     """The 1, 5 and 15-minute load averages (the machine may be shared: times are noisy)."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def fmt(x: float | None, d: int = 4) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.{d}f}"

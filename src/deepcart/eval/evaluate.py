@@ -302,12 +302,15 @@ def evaluate_models(
     return results
 
 
+def json_number(x: Any) -> Any:
+    """``x`` for a JSON report: NaN (no value) as null."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
 def _write_metrics(
     r: EvalResult, best: EvalResult, split: Any, data: SplitData, mode: str, min_engagement: int
 ) -> None:
-    def clean(x: float) -> float | None:
-        return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
+    clean = json_number
     doc = {
         "deepcart_version": __version__,
         "model": r.model,
@@ -334,8 +337,19 @@ def _write_metrics(
     atomic_write_text(r.report_dir / "metrics.json", json.dumps(doc, indent=2) + "\n")
 
 
-def _fmt(x: float, digits: int = 4) -> str:
+def fmt_number(x: float | None, digits: int = 4) -> str:
+    """A number for a printed table; NaN (no value) as ``-``."""
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def aligned(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """A printed table: the header, a rule and the rows, the first ``left`` columns aligned
+    left and the others right."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i < left else f"{{:>{w}}}" for i, w in enumerate(widths))
+    return [fmt.format(*head), fmt.format(*["-" * w for w in widths])] + [
+        fmt.format(*row) for row in rows
+    ]
 
 
 def format_table(results: list[EvalResult], best: EvalResult) -> list[str]:
@@ -366,30 +380,27 @@ def format_table(results: list[EvalResult], best: EvalResult) -> list[str]:
         rows.append(
             [
                 r.model + ("*" if r is best else ""),
-                f"{_fmt(m['ndcg'])} [{_fmt(lo)}, {_fmt(hi)}]",
-                _fmt(m["map"]),
-                _fmt(m["recall"]),
-                _fmt(m["precision"]),
-                _fmt(m["hit_rate"]),
-                _fmt(m["mrr"]),
-                _fmt(m["coverage"], 3),
-                _fmt(m["avg_popularity"], 1),
-                _fmt(m["auc"]),
-                _fmt(m.get("rmse", math.nan)),
-                _fmt(m.get("mae", math.nan)),
-                _fmt(m.get("pearson_r", math.nan), 3),
-                _fmt(r.fit_seconds, 2),
-                _fmt(r.recommend_seconds, 2),
-                _fmt(r.peak_rss_mb, 0),
+                f"{fmt_number(m['ndcg'])} [{fmt_number(lo)}, {fmt_number(hi)}]",
+                fmt_number(m["map"]),
+                fmt_number(m["recall"]),
+                fmt_number(m["precision"]),
+                fmt_number(m["hit_rate"]),
+                fmt_number(m["mrr"]),
+                fmt_number(m["coverage"], 3),
+                fmt_number(m["avg_popularity"], 1),
+                fmt_number(m["auc"]),
+                fmt_number(m.get("rmse", math.nan)),
+                fmt_number(m.get("mae", math.nan)),
+                fmt_number(m.get("pearson_r", math.nan), 3),
+                fmt_number(r.fit_seconds, 2),
+                fmt_number(r.recommend_seconds, 2),
+                fmt_number(r.peak_rss_mb, 0),
                 "-"
                 if r is best
                 else (f"{r.p_vs_best:.2g}" if not math.isnan(r.p_vs_best) else "-"),
             ]
         )
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
-    lines += [fmt.format(*row) for row in rows]
+    lines = aligned(head, rows)
     lines.append(
         f"* best by NDCG@{k}; p: paired t-test of per-user NDCG@{k} against the best; "
         f"{results[0].n_scored if results else 0:,} users scored; AUC on up to {AUC_USERS:,} users"

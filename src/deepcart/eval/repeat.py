@@ -31,7 +31,14 @@ from deepcart.data.paths import DEFAULT_MODEL_DIR
 from deepcart.data.split import SplitParams, make_split
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
-from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, EvalResult, evaluate_models
+from deepcart.eval.evaluate import (
+    DEFAULT_REPORTS_DIR,
+    EvalResult,
+    aligned,
+    evaluate_models,
+    fmt_number,
+    json_number,
+)
 from deepcart.fsutil import atomic_write_text
 from deepcart.modes import MIN_ENGAGEMENT
 
@@ -122,6 +129,28 @@ def mean_and_se(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), se
 
 
+def summarise_metrics(
+    per_split: dict[str, list[float]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Each metric's mean over the splits and the standard error of that mean."""
+    stats = {key: mean_and_se(values) for key, values in per_split.items()}
+    return {k: m for k, (m, _) in stats.items()}, {k: e for k, (_, e) in stats.items()}
+
+
+def metrics_doc(
+    per_split: dict[str, list[float]], mean: dict[str, float], se: dict[str, float]
+) -> dict[str, Any]:
+    """The metrics over the splits as a JSON report holds them (NaN as null)."""
+    return {
+        key: {
+            "per_split": [json_number(v) for v in values],
+            "mean": json_number(mean[key]),
+            "se": json_number(se[key]),
+        }
+        for key, values in per_split.items()
+    }
+
+
 def summarize_runs(runs: list[list[EvalResult]]) -> list[RepeatedResult]:
     """Each model's metrics over the runs (one list of results per split, same models)."""
     names = [r.model for r in runs[0]]
@@ -135,13 +164,13 @@ def summarize_runs(runs: list[list[EvalResult]]) -> list[RepeatedResult]:
         rows = [results[i] for results in runs]
         keys = [k for k in SUMMARISED if k in rows[0].metrics]
         per_split = {k: [float(r.metrics.get(k, math.nan)) for r in rows] for k in keys}
-        stats = {k: mean_and_se(v) for k, v in per_split.items()}
+        mean, se = summarise_metrics(per_split)
         out.append(
             RepeatedResult(
                 model=name,
                 per_split=per_split,
-                mean={k: m for k, (m, _) in stats.items()},
-                se={k: e for k, (_, e) in stats.items()},
+                mean=mean,
+                se=se,
                 fit_seconds=float(np.nanmean([r.fit_seconds for r in rows])),
                 best_on=sum(
                     1
@@ -164,14 +193,10 @@ def _best(results: list[RepeatedResult]) -> RepeatedResult | None:
     return max(finite, key=lambda r: r.mean["ndcg"]) if finite else None
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    return "-" if x is None or math.isnan(x) else f"{x:.{digits}f}"
-
-
 def _pm(r: RepeatedResult, key: str) -> str:
     if key not in r.mean:
         return "-"
-    return f"{_fmt(r.mean[key])} ± {_fmt(r.se[key])}"
+    return f"{fmt_number(r.mean[key])} ± {fmt_number(r.se[key])}"
 
 
 def format_summary(results: list[RepeatedResult], k: int, seeds: list[int]) -> list[str]:
@@ -196,26 +221,21 @@ def format_summary(results: list[RepeatedResult], k: int, seeds: list[int]) -> l
             [
                 r.model + ("*" if r is best else ""),
                 _pm(r, "ndcg"),
-                f"{_fmt(min(nd))}..{_fmt(max(nd))}" if nd else "-",
+                f"{fmt_number(min(nd))}..{fmt_number(max(nd))}" if nd else "-",
                 _pm(r, "recall"),
-                _fmt(r.mean.get("hit_rate", math.nan)),
-                _fmt(r.mean.get("auc", math.nan)),
-                _fmt(r.mean.get("rmse", math.nan)),
-                _fmt(r.fit_seconds, 2),
+                fmt_number(r.mean.get("hit_rate", math.nan)),
+                fmt_number(r.mean.get("auc", math.nan)),
+                fmt_number(r.mean.get("rmse", math.nan)),
+                fmt_number(r.fit_seconds, 2),
                 f"{r.best_on} of {len(seeds)}",
                 "-" if r is best or math.isnan(r.p_vs_best) else f"{r.p_vs_best:.2g}",
             ]
         )
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [
+    return [
         f"Over {len(seeds)} splits (seeds {', '.join(map(str, seeds))}): mean ± standard error "
         f"of the mean; p: paired t-test of the splits' NDCG@{k} against the best mean (*)",
-        fmt.format(*head),
-        fmt.format(*["-" * w for w in widths]),
+        *aligned(head, rows),
     ]
-    lines += [fmt.format(*row) for row in rows]
-    return lines
 
 
 def evaluate_repeated(
@@ -279,9 +299,7 @@ def _write_summary(
     split_params: SplitParams,
     seeds: list[int],
 ) -> None:
-    def clean(x: float) -> float | None:
-        return None if math.isnan(x) else x
-
+    clean = json_number
     best = _best(results)
     doc = {
         "deepcart_version": __version__,
@@ -294,14 +312,7 @@ def _write_summary(
         "best_model": best.model if best is not None else None,
         "models": {
             r.model: {
-                "metrics": {
-                    key: {
-                        "per_split": [clean(v) for v in r.per_split[key]],
-                        "mean": clean(r.mean[key]),
-                        "se": clean(r.se[key]),
-                    }
-                    for key in r.per_split
-                },
+                "metrics": metrics_doc(r.per_split, r.mean, r.se),
                 "fit_seconds_mean": clean(r.fit_seconds),
                 "best_on": r.best_on,
                 "paired_t_test_p_vs_best_ndcg": clean(r.p_vs_best),

@@ -41,15 +41,15 @@ from deepcart.data.split import SplitParams, make_split
 from deepcart.data.splitdata import EvalSet, SplitData
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
-from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, evaluate_model
-from deepcart.eval.repeat import SeededSplits, mean_and_se
+from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, TOPN, aligned, evaluate_model
+from deepcart.eval.repeat import SeededSplits, metrics_doc, summarise_metrics
 from deepcart.fsutil import atomic_write_text
 from deepcart.models import create, model_class, parse_params
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode
 from deepcart.training import fit_model, load_trainable, model_key, split_id
 
 #: The metrics a grid can be ranked by (``--metric``), all at K on the validation users.
-METRICS = ("ndcg", "recall", "map", "precision", "hit_rate", "mrr")
+METRICS = TOPN
 #: More combinations than this is almost surely a mistake in the grid.
 MAX_COMBINATIONS = 1000
 
@@ -184,16 +184,8 @@ def tune_model(
         last_split = split
     trials = []
     for combo, scores, times in zip(combos, per_combo, fit_times, strict=True):
-        stats = {m: mean_and_se(v) for m, v in scores.items()}
-        trials.append(
-            Trial(
-                params=combo,
-                per_split=scores,
-                mean={m: s[0] for m, s in stats.items()},
-                se={m: s[1] for m, s in stats.items()},
-                fit_seconds=float(np.mean(times)),
-            )
-        )
+        mean, se = summarise_metrics(scores)
+        trials.append(Trial(combo, scores, mean=mean, se=se, fit_seconds=float(np.mean(times))))
     trials.sort(key=lambda t: -t.mean[metric] if not math.isnan(t.mean[metric]) else math.inf)
     for line in format_trials(trials, k, metric, len(seeds)):
         echo(line)
@@ -219,7 +211,14 @@ def tune_model(
         "split_id": split_id(last_split) if len(seeds) == 1 else None,
         "best": best.params,
         "test_command": command,
-        "trials": [_trial_doc(t) for t in trials],
+        "trials": [
+            {
+                "params": t.params,
+                "metrics": metrics_doc(t.per_split, t.mean, t.se),
+                "fit_seconds_mean": t.fit_seconds,
+            }
+            for t in trials
+        ],
     }
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")
     echo(f"Written to {path}")
@@ -312,27 +311,8 @@ def format_trials(trials: list[Trial], k: int, metric: str, n_splits: int) -> li
         main = f"{t.mean[metric]:.4f}" + (f" ± {t.se[metric]:.4f}" if spread else "")
         others = [f"{t.mean[m]:.4f}" for m in ("ndcg", "recall", "hit_rate") if m != metric]
         rows.append([str(i), _label(t.params), main, *others, f"{t.fit_seconds:.2f}"])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-    fmt = "  ".join(f"{{:<{w}}}" if i in (0, 1) else f"{{:>{w}}}" for i, w in enumerate(widths))
     what = f"mean over {n_splits} splits' " if spread else ""
-    lines = [f"Validation users' {what}metrics at K={k}, best {metric}@{k} first:"]
-    lines += [fmt.format(*head), fmt.format(*["-" * w for w in widths])]
-    return lines + [fmt.format(*row) for row in rows]
-
-
-def _trial_doc(t: Trial) -> dict[str, Any]:
-    def clean(x: float) -> float | None:
-        return None if math.isnan(x) else x
-
-    return {
-        "params": t.params,
-        "metrics": {
-            m: {
-                "per_split": [clean(v) for v in t.per_split[m]],
-                "mean": clean(t.mean[m]),
-                "se": clean(t.se[m]),
-            }
-            for m in METRICS
-        },
-        "fit_seconds_mean": t.fit_seconds,
-    }
+    return [
+        f"Validation users' {what}metrics at K={k}, best {metric}@{k} first:",
+        *aligned(head, rows, left=2),
+    ]
