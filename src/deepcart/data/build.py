@@ -60,12 +60,12 @@ def _resolve_input(
     progress: bool,
     echo: Callable[[str], None],
 ) -> tuple[Path | str, dict[str, Any]]:
-    """Return a canonical Parquet file for ``path`` (ingesting a raw file first) and its record."""
+    """Return a canonical Parquet file for ``path`` (ingesting a raw file first) and its record;
+    a local ``path`` is one :func:`build_dataset` checked is a file."""
     if isinstance(path, str):  # a URI (s3a://, gs://, ...): the Spark engine reads it in place
         from deepcart.data.engine_spark import describe_uri
 
         return path, describe_uri(path, kind, flag)
-    _check_local_file(path, flag)
     record: dict[str, Any] = {
         "path": str(path),
         "bytes": path.stat().st_size,
@@ -199,10 +199,10 @@ def build_dataset(
         from deepcart.data.spark_session import check_spark, get_spark
 
         check_spark(spark_master)  # the master URL, pyspark, Java: before any other work
-    local_inputs = [("--reviews-file", reviews_file), ("--items-file", items_path)]
-    local_inputs += [("--extra-reviews", e) for e in extra_reviews or []]
-    for flag, path in local_inputs:  # the cheap checks before a Spark start (seconds)
-        if isinstance(path, Path):
+    extras = [_local_or_uri(e, "--extra-reviews", engine) for e in extra_reviews or []]
+    named = [("--reviews-file", reviews_file), ("--items-file", items_path)]
+    for flag, path in [*named, *(("--extra-reviews", e) for e in extras)]:
+        if isinstance(path, Path):  # the cheap checks, before a Spark start (seconds)
             _check_local_file(path, flag)
     out_root = make_dirs(output_dir, "--output-dir")
     if engine == "spark":
@@ -224,9 +224,9 @@ def build_dataset(
         )
         inputs: dict[str, Any] = {"reviews": rev_record}
         review_files = [rev_parquet]
-        for n, extra in enumerate(extra_reviews or []):
+        for n, (given, extra) in enumerate(zip(extra_reviews or [], extras, strict=True)):
             extra_parquet, record = _resolve_input(
-                _local_or_uri(extra, "--extra-reviews", engine),
+                extra,
                 "reviews",
                 "--extra-reviews",
                 ingest_tmp / f"extra{n}",
@@ -236,7 +236,7 @@ def build_dataset(
             )
             review_files.append(extra_parquet)
             inputs.setdefault("extra_reviews", []).append(record)
-            echo(f"Adding extra reviews from {extra}...")
+            echo(f"Adding extra reviews from {given}...")
         items_parquet = None
         if items_path is not None:
             items_parquet, inputs["items"] = _resolve_input(
