@@ -263,13 +263,10 @@ def get_spark(
     """The active SparkSession, or a new one for ``master`` (see the module docstring).
 
     ``config`` adds Spark settings for a new session (ignored when one is already active).
-    Raises :class:`InputError` when pyspark or Java 17+ is missing.
+    Raises :class:`InputError` when pyspark or Java 17+ is missing, or the master is malformed
+    or does not answer (:func:`check_spark`, before the JVM prints its stack trace).
     """
-    if isinstance(master, str) and master.strip() and not _under_spark_submit():
-        _check_master(master)  # else the JVM prints its stack trace before failing
-    reason = spark_unavailable_reason()
-    if reason is not None:
-        raise InputError(reason)
+    check_spark(master)
     with warnings.catch_warnings():
         # pyspark warns about pandas versions it has not certified; DeepCart does not use pandas
         # through Spark.
@@ -287,7 +284,6 @@ def get_spark(
         "spark.sql.session.timeZone": "UTC",
     }
     if not _under_spark_submit():
-        _check_reachable(master)
         builder = builder.master(master)
         conf_file = _log_config()
         java_opts = f"-Dlog4j2.configurationFile={conf_file.as_uri()}"
