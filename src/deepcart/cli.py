@@ -579,14 +579,6 @@ def _cmd_export_reviews(args: argparse.Namespace) -> int:
         from deepcart.serve.store import export_reviews
     except ImportError as exc:
         raise _need_serve_extra(exc) from None
-    from deepcart.data.paths import dataset_paths
-
-    root = dataset_paths(args.data_dir, args.data_tag).root
-    if args.out.resolve().is_relative_to(root.resolve()):  # e.g. over its reviews.parquet
-        raise InputError(
-            f"--out: {args.out} is inside the folder of dataset {args.data_tag!r} ({root}), which "
-            "build replaces; write the stored reviews elsewhere"
-        )
     n = export_reviews(data_dir=args.data_dir, tag=args.data_tag, out=args.out, db_url=args.db_url)
     print(
         f"Wrote {n:,} stored review{'' if n == 1 else 's'} to {args.out}; add them to the next "

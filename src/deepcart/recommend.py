@@ -22,7 +22,12 @@ import pyarrow.parquet as pq
 
 from deepcart.data.matrix import IdIndex, interactions
 from deepcart.data.mining import excerpt, worst_reviews
-from deepcart.data.paths import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, require_dataset
+from deepcart.data.paths import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_MODEL_DIR,
+    check_outside_dataset,
+    require_dataset,
+)
 from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
@@ -190,11 +195,7 @@ def recommend_users(
     if k < 1:
         raise InputError(f"--k: expected a positive integer, got {k}")
     paths = require_dataset(data_dir, tag)
-    if out.resolve().is_relative_to(paths.root.resolve()):  # would replace a dataset file
-        raise InputError(
-            f"--out: {out} is inside the folder of dataset {tag!r} ({paths.root}), which build "
-            "manages; write the recommendations elsewhere"
-        )
+    check_outside_dataset(out, data_dir, tag, "the recommendations")
     path = require_model(model_dir, tag, split, model_type, mode, data_dir)
     retrain = f"retrain it with: {train_command(tag, split, model_type, mode, model_dir, data_dir)}"
     split_json = paths.splits(split) / "split.json"

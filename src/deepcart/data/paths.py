@@ -73,3 +73,15 @@ def existing_tags(data_dir: str | Path, limit: int = 10) -> list[str]:
     except OSError:
         return []
     return tags[:limit] + (["..."] if len(tags) > limit else [])
+
+
+def check_outside_dataset(out: str | Path, data_dir: str | Path, tag: str, what: str) -> None:
+    """An output file (``--out``) must not go inside the folder of dataset ``tag``, which build
+    replaces (it could even overwrite the dataset's reviews.parquet); ``what`` names the
+    output in the error."""
+    root = dataset_paths(data_dir, tag).root
+    if Path(out).resolve().is_relative_to(root.resolve()):
+        raise InputError(
+            f"--out: {out} is inside the folder of dataset {tag!r} ({root}), which build "
+            f"replaces; write {what} elsewhere"
+        )

@@ -55,7 +55,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from deepcart.data.paths import check_tag
+from deepcart.data.paths import check_outside_dataset, check_tag
 from deepcart.data.schema import schema_for
 from deepcart.errors import DeepCartError, InputError
 from deepcart.fsutil import atomic_path
@@ -456,6 +456,7 @@ def export_reviews(
 ) -> int:
     """``deepcart export-reviews``: the stored reviews of dataset ``tag`` as reviews Parquet."""
     out = Path(out)
+    check_outside_dataset(out, data_dir, tag, "the stored reviews")
     if out.suffix != ".parquet":
         raise InputError(f"--out: expected a .parquet file name, got {out}")
     store = ReviewStore(db_url or default_db_url(data_dir, tag), create=False)
