@@ -108,6 +108,12 @@ def test_the_repeated_comparison_is_in_the_report(dataset: Path, tmp_path: Path)
         ndcg = entry["metrics"]["ndcg"]
         assert f"<td>{model}</td><td>{ndcg['mean']:.4f} ± {ndcg['se']:.4f}</td>" in doc
     assert '<section id="models">' in doc
+    # A damaged summary is listed, not fatal: the rest of the report is written.
+    (reports / TAG / "random").mkdir()
+    (reports / TAG / "random" / "repeats.json").write_text("{not json")
+    doc = write_report(dataset / "data", TAG, reports_dir=reports).read_text(encoding="utf-8")
+    assert "Skipped unreadable files:" in doc and "random/repeats.json" in doc
+    assert "over 2 splits (seeds 0, 1)" in doc
 
 
 def test_funnel_numbers_are_the_manifest_counts(dataset: Path, report_html: Path) -> None:
