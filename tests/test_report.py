@@ -116,6 +116,51 @@ def test_the_repeated_comparison_is_in_the_report(dataset: Path, tmp_path: Path)
     assert "over 2 splits (seeds 0, 1)" in doc
 
 
+def test_the_tuning_trials_are_in_the_report(dataset: Path, tmp_path: Path) -> None:
+    import html
+
+    from deepcart.eval.tune import tune_model
+    from deepcart.report import render
+
+    reports = tmp_path / "reports"
+    grid = {"factors": [4, 8, 16]}
+    tune_model(
+        data_dir=dataset / "data",
+        tag=TAG,
+        model_type="als",
+        grid=grid,
+        params={"iterations": 3},
+        split_params=SplitParams(seed=0),
+        repeats=2,
+        reports_dir=reports,
+        echo=lambda s: None,
+    )
+    doc = write_report(dataset / "data", TAG, reports_dir=reports).read_text(encoding="utf-8")
+    tuned = json.loads((reports / TAG / "users" / "tune" / "als.json").read_text())
+    assert '<section id="models">' in doc
+    title = "Tuning als: users split, best mode, 3 combinations, mean over 2 splits (seeds 0, 1)"
+    assert title in doc
+    assert "fixed: iterations=3" in doc
+    # Every trial, best first, with the mean and s.e. its JSON holds; and the test command.
+    rows = re.findall(r"<tr><td>(\d+)</td><td>factors=(\d+)</td><td>([\d.]+) ± ([\d.]+)</td>", doc)
+    assert [int(r[1]) for r in rows] == [t["params"]["factors"] for t in tuned["trials"]]
+    for (_, _, mean, se), trial in zip(rows, tuned["trials"], strict=True):
+        ndcg = trial["metrics"]["ndcg"]
+        assert (mean, se) == (f"{ndcg['mean']:.4f}", f"{ndcg['se']:.4f}")
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    assert html.escape(tuned["test_command"], quote=True) in doc
+    # A long grid is cut in the page, not in the file; a damaged file is listed.
+    tuned["trials"] = tuned["trials"] * 20
+    (reports / TAG / "users" / "tune" / "als.json").write_text(json.dumps(tuned))
+    (reports / TAG / "users" / "tune" / "ease.json").write_text('{"grid": {}, "trials": 3}')
+    doc = write_report(dataset / "data", TAG, reports_dir=reports).read_text(encoding="utf-8")
+    shown = render.MAX_TRIALS_SHOWN
+    assert f"The first {shown} of 60; every trial is in the JSON file." in doc
+    assert len(re.findall(r"<tr><td>\d+</td><td>factors=", doc)) == shown
+    assert "Skipped unreadable files:" in doc
+    assert "tune/ease.json: no &#x27;trials&#x27; list" in doc
+
+
 def test_funnel_numbers_are_the_manifest_counts(dataset: Path, report_html: Path) -> None:
     doc = report_html.read_text(encoding="utf-8")
     manifest = json.loads((dataset / "data" / TAG / "manifest.json").read_text())

@@ -72,3 +72,21 @@ def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], lis
         doc.setdefault("split", path.parent.name)
         docs.append(doc)
     return docs, problems
+
+
+def load_tunes(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every ``<reports_dir>/<tag>/*/tune/*.json`` that ``deepcart tune`` wrote (one per split
+    protocol, model and mode); and a note for each file that could not be read."""
+    docs: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for path in sorted((reports_dir / tag).glob("*/tune/*.json")):
+        doc = _read(path, "grid", problems)
+        if doc is None:
+            continue
+        if not isinstance(doc.get("trials"), list):
+            problems.append(f"{path}: no 'trials' list")
+            continue
+        doc.setdefault("split", path.parent.parent.name)
+        doc.setdefault("model", path.stem)
+        docs.append(doc)
+    return docs, problems

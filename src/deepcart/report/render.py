@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -17,7 +18,14 @@ from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
 from deepcart.modes import LOW, MIN_ENGAGEMENT
 from deepcart.report import charts
-from deepcart.report.comparison import Group, load_metrics, load_repeats, ndcg, num
+from deepcart.report.comparison import (
+    Group,
+    load_metrics,
+    load_repeats,
+    load_tunes,
+    ndcg,
+    num,
+)
 from deepcart.report.stats import DatasetStats, Tail, funnel
 
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -221,9 +229,13 @@ def write_report(
             groups, problems = load_metrics(reports_dir, tag)
             repeats, more = load_repeats(reports_dir, tag)
             problems += more
-            compared = bool(groups or repeats or problems)
+            tunes, more = load_tunes(reports_dir, tag)
+            problems += more
+            compared = bool(groups or repeats or tunes or problems)
             if compared:
-                sections.append(_models_section(plt, groups, problems, reports_dir / tag, repeats))
+                sections.append(
+                    _models_section(plt, groups, problems, reports_dir / tag, repeats, tunes)
+                )
     finally:
         data.close()
 
@@ -426,12 +438,67 @@ def _repeats_table(doc: dict[str, Any]) -> str:
     return f"<table class='num'>{head}{''.join(body)}</table>"
 
 
+#: Most trials of one ``deepcart tune`` run the report lists (a grid may have 1,000).
+MAX_TRIALS_SHOWN = 25
+
+
+def _params_text(params: Any) -> str:
+    if not isinstance(params, dict) or not params:
+        return "defaults"
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
+
+
+def _tune_html(doc: dict[str, Any]) -> str:
+    """``deepcart tune``'s trials, best first, and the command that tests the best."""
+    metric = str(doc.get("metric") or "ndcg")
+    k = doc.get("k", "K")
+    seeds = doc.get("seeds") or []
+    n = len(seeds)
+    over = f", mean over {n} splits (seeds {', '.join(str(s) for s in seeds)})" if n > 1 else ""
+    trials = [t for t in doc["trials"] if isinstance(t, dict)]
+    fixed = doc.get("params")
+    head = (
+        f"<h3>Tuning {_e(doc.get('model'))}: {_e(doc.get('split'))} split, "
+        f"{_e(doc.get('mode', 'best'))} mode, {_e(len(trials))} combinations{_e(over)}</h3>"
+        "<p class='note'>From <code>tune/</code> (<code>deepcart tune</code>): scored on the "
+        "validation users only, never the test users"
+        + (f"; fixed: {_e(_params_text(fixed))}" if isinstance(fixed, dict) and fixed else "")
+        + ".</p>"
+    )
+    rows = []
+    for i, t in enumerate(trials[:MAX_TRIALS_SHOWN]):
+        m = (t.get("metrics") or {}).get(metric)
+        m = m if isinstance(m, dict) else {}
+        se = num(m.get("se"))
+        se_txt = "" if math.isnan(se) else f" ± {_f(se, 4)}"
+        rows.append(
+            f"<tr><td>{i + 1}</td><td>{_e(_params_text(t.get('params')))}</td>"
+            f"<td>{_f(num(m.get('mean')), 4)}{se_txt}</td>"
+            f"<td>{_f(num(t.get('fit_seconds_mean')), 2)}</td></tr>"
+        )
+    table = (
+        f"<table class='num'><tr><th>rank</th><th>hyperparameters</th>"
+        f"<th>validation {_e(metric)}@{_e(k)}{' mean ± s.e.' if n > 1 else ''}</th>"
+        f"<th>fit s</th></tr>{''.join(rows)}</table>"
+    )
+    if len(trials) > MAX_TRIALS_SHOWN:
+        table += (
+            f"<p class='note'>The first {MAX_TRIALS_SHOWN} of {len(trials)}; every trial is in "
+            "the JSON file.</p>"
+        )
+    command = doc.get("test_command")
+    if isinstance(command, str) and command:
+        table += f"<p class='note'>On the test users:</p><pre>{_e(command)}</pre>"
+    return head + table
+
+
 def _models_section(
     plt: Any,
     groups: list[Group],
     problems: list[str],
     root: Path,
     repeats: list[dict[str, Any]] | None = None,
+    tunes: list[dict[str, Any]] | None = None,
 ) -> str:
     body = [
         f"<p class='note'>From the <code>metrics.json</code> files <code>deepcart test</code> "
@@ -458,6 +525,8 @@ def _models_section(
             "splits against the best mean.</p>"
         )
         body.append(_repeats_table(doc))
+    for doc in tunes or []:
+        body.append(_tune_html(doc))
     if problems:
         body.append(
             "<p class='note'>Skipped unreadable files:</p><pre>"
