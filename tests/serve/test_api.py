@@ -318,6 +318,29 @@ def test_reload_needs_the_token(client: TestClient) -> None:
     assert r.status_code == 200 and r.json()["status"] == "Data reloaded successfully."
 
 
+def test_every_answer_from_the_state_names_its_version(client: TestClient) -> None:
+    """``X-DeepCart-Version``: the state an answer came from, ``/health``'s version, new
+    after a reload (a client caching product details knows they are stale)."""
+    asin = client.get("/recommendations", params={"users": "A1", "k": 1}).json()["A1"][0]
+    asin = asin["parent_asin"]
+    calls = [
+        lambda: client.get("/health"),
+        lambda: client.get(f"/items/{asin}"),
+        lambda: client.get("/users/A1/recommendations", params={"k": 2}),
+        lambda: client.get("/recommendations", params={"users": "A1,A2"}),
+        lambda: client.get("/users/A1/reviews"),
+        lambda: client.post("/users/web-v/reviews", json={"parent_asin": asin, "rating": 4}),
+    ]
+    version = client.get("/health").json()["version"]
+    for call in calls:
+        r = call()
+        assert r.status_code in (200, 201), r.text
+        assert r.headers["x-deepcart-version"] == str(version), r.request.url
+    assert client.post("/reload_data", headers=admin()).json()["version"] == version + 1
+    for call in calls:
+        assert call().headers["x-deepcart-version"] == str(version + 1)
+
+
 def test_reload_is_off_without_a_token(world: World, tmp_path: Path) -> None:
     app = create_app(world.settings(tmp_path / "r.db", admin_token=None))
     with TestClient(app) as c:

@@ -353,6 +353,13 @@ def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], d
             assert page.inner_text("#visitor-id") != visitor
             assert page.locator("#rated li").count() == 0
             assert page.inner_text("#rated-title") == "Your ratings (0)"
+            # Nor the old visitor's gallery (it was ranked for their ratings).
+            assert page.locator(CARDS).count() == 0
+            assert page.get_attribute("#gallery", "data-state") == "error"
+            assert page.inner_text("#gallery-title") == "No products to show"
+            failing.clear()
+            page.click("#status .retry")
+            _wait_ready(page, "worst", fallback=True)
         finally:
             browser.close()
     assert not errors, errors
@@ -587,6 +594,86 @@ def test_demo_on_a_phone_with_odd_product_data(chromium: dict[str, Any], demo: s
             paragraphs = page.locator("#description p")
             assert [paragraphs.nth(i).evaluate(direction) for i in (0, 1)] == ["rtl", "ltr"]
             assert old_image in outside
+        finally:
+            browser.close()
+    assert not errors, errors
+
+
+@pytest.mark.browser
+def test_demo_skip_link_and_details_after_a_server_reload(
+    chromium: dict[str, Any], demo: str
+) -> None:
+    """The first Tab stop skips the gallery to the details and ratings; and when an answer
+    comes from a newer server state (``X-DeepCart-Version``: after ``/reload_data``), the
+    details on show are fetched again instead of staying as first loaded."""
+    from playwright.sync_api import sync_playwright
+
+    bump = {"on": False}
+    item_gets: list[str] = []
+
+    def route(r) -> None:  # noqa: ANN001
+        url = urlsplit(r.request.url)
+        if url.hostname != "127.0.0.1":
+            r.abort()
+            return
+        if url.path.startswith("/items/"):
+            item_gets.append(url.path)
+        if not bump["on"] or not url.path.endswith("/recommendations"):
+            r.continue_()
+            return
+        response = r.fetch()
+        headers = dict(response.headers)
+        assert headers["x-deepcart-version"] == "1"  # the real server's state
+        headers["x-deepcart-version"] = "2"  # as after a reload
+        r.fulfill(response=response, headers=headers)
+
+    errors: list[str] = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**chromium)
+        try:
+            page = _open_page(browser, route, errors, viewport={"width": 1400, "height": 1000})
+            page.goto(demo + "/")
+            page.wait_for_selector("body[data-ready=true]")
+            _wait_ready(page, "best", fallback=True)
+
+            # Keyboard: the skip link is the first stop, shows when focused, and lands past
+            # the gallery.
+            page.keyboard.press("Tab")
+            assert page.evaluate("document.activeElement.id") == "skip-link"
+            box = page.locator("#skip-link").bounding_box()
+            assert box is not None and box["y"] >= 0 and box["height"] > 0
+            page.keyboard.press("Enter")
+            assert page.evaluate("document.activeElement.id") == "side"
+            page.keyboard.press("Tab")
+            inside = page.evaluate(
+                "document.getElementById('side').contains(document.activeElement)"
+            )
+            cards = page.evaluate("!!document.activeElement.closest('#gallery')")
+            assert not cards and (inside or page.evaluate("document.activeElement.tagName") == "A")
+
+            asin = page.locator(CARDS).first.get_attribute("data-asin")
+            page.locator(CARDS).first.click()
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+            assert item_gets == [f"/items/{asin}"]
+            # The same state: selecting it again uses the details already loaded.
+            page.locator(CARDS).nth(1).click()
+            page.locator(CARDS).first.click()
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+            assert item_gets.count(f"/items/{asin}") == 1
+
+            # A newer state answers: the details on show are fetched again.
+            bump["on"] = True
+            page.fill("#k", "12")
+            page.dispatch_event("#k", "input")
+            page.wait_for_function(
+                "() => document.querySelectorAll('#gallery .card-button').length === 12"
+            )
+            for _ in range(1500):  # polling for the request (30 s at most), not a timing
+                if item_gets.count(f"/items/{asin}") == 2:
+                    break
+                page.wait_for_timeout(20)
+            assert item_gets.count(f"/items/{asin}") == 2, "the details were not fetched again"
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
         finally:
             browser.close()
     assert not errors, errors

@@ -81,6 +81,10 @@ _USER_ID = re.compile(USER_ID_PATTERN.strip("^$"))
 MAX_BODY_BYTES = 256 * 1024
 
 
+#: The response header naming the state version an answer came from (``/health``'s version).
+VERSION_HEADER = "X-DeepCart-Version"
+
+
 class JSONBytes(Response):
     """A JSON response serialized by orjson (the hot endpoints skip response validation)."""
 
@@ -88,6 +92,12 @@ class JSONBytes(Response):
 
     def render(self, content: Any) -> bytes:
         return orjson.dumps(content)
+
+
+def _answer(state: ServingState, content: Any, status_code: int = 200) -> JSONBytes:
+    """A hot endpoint's answer, with the state version it came from (as :func:`get_state`
+    sets it on the answers FastAPI builds)."""
+    return JSONBytes(content, status_code=status_code, headers={VERSION_HEADER: str(state.version)})
 
 
 # ------------------------------------------------------------------------------ dependencies
@@ -98,10 +108,13 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_state(request: Request) -> ServingState:
+async def get_state(request: Request, response: Response) -> ServingState:
     """The state this request uses from start to end (a reload swaps in a new one for later
-    requests)."""
-    return request.app.state.holder.state
+    requests). Its answer says which state it came from (``X-DeepCart-Version``), so that a
+    client caching product details knows when they are stale (the demo page does)."""
+    state = request.app.state.holder.state
+    response.headers[VERSION_HEADER] = str(state.version)
+    return state
 
 
 async def get_holder(request: Request) -> StateHolder:
@@ -299,7 +312,7 @@ async def post_review(
         timestamp=now_ms(),
     )
     await asyncio.wrap_future(writer.submit(stored))
-    return JSONBytes(stored.as_dict(), status_code=status.HTTP_201_CREATED)
+    return _answer(state, stored.as_dict(), status.HTTP_201_CREATED)
 
 
 @users.get("/users/{user_id}/reviews", response_model=UserReviews)
@@ -342,7 +355,7 @@ async def get_recommendations(
         if isinstance(recs, asyncio.Future):
             recs = await recs
         out[u] = orjson.Fragment(recs.json)
-    return JSONBytes(out)
+    return _answer(state, out)
 
 
 @recommendations.get(
@@ -361,7 +374,8 @@ async def get_user_recommendations(
     recs = batcher.submit(state, user_id, stored.get(user_id, ()), k, mode)
     if isinstance(recs, asyncio.Future):
         recs = await recs
-    return JSONBytes(
+    return _answer(
+        state,
         {
             "user_id": user_id,
             "mode": mode,
@@ -369,7 +383,7 @@ async def get_user_recommendations(
             "known": state.is_known(user_id),
             "fallback": recs.fallback,
             "items": orjson.Fragment(recs.json),
-        }
+        },
     )
 
 

@@ -48,6 +48,7 @@ const state = {
   loads: 0, // the latest gallery request; older answers are dropped
   lists: 0, // the latest rendering of the rated list; older ones are dropped
   saving: Promise.resolve(), // ratings are sent one at a time, in the order given
+  version: null, // the server state the cached product details came from
 };
 
 // ------------------------------------------------------------------------------ requests
@@ -62,6 +63,7 @@ async function api(path, options = {}) {
   } catch {
     throw new Error("the server did not answer (is it running? is the network up?)");
   }
+  noteVersion(response.headers.get("X-DeepCart-Version"));
   let body = null;
   try {
     body = await response.json();
@@ -73,6 +75,28 @@ async function api(path, options = {}) {
     throw new Error(`${path.split("?")[0]}: ${response.status} ${reason || response.statusText}`);
   }
   return body;
+}
+
+/** The server swapped in new data or models (``/reload_data``): product details cached here
+ * (ratings, worst review) may be out of date, so they are fetched again. */
+function noteVersion(version) {
+  if (!version || version === state.version) return;
+  const first = state.version === null;
+  state.version = version;
+  if (first) return;
+  state.items.clear();
+  // After the answer that told us: the details and the rated list, fetched again.
+  setTimeout(() => {
+    if (state.selected && !$("details").hidden) {
+      const asin = state.selected;
+      item(asin)
+        .then((detail) => {
+          if (state.selected === asin) renderDetails(detail);
+        })
+        .catch(() => null); // the next click shows the error
+    }
+    renderRated().catch(() => null);
+  }, 0);
 }
 
 const TRYING = "Trying again…";
@@ -439,6 +463,12 @@ async function startOver() {
   saved.set(KEY.visitor, state.visitor);
   state.selected = null;
   state.ratings = new Map(); // none yet, even if the server cannot be asked
+  state.loads += 1; // the old visitor's gallery, if still on its way, is not shown
+  state.gallery = [];
+  $("gallery").replaceChildren();
+  $("gallery").dataset.state = "loading";
+  $("gallery-title").textContent = "Loading…";
+  $("gallery-note").textContent = "";
   $("details").hidden = true;
   $("visitor-id").textContent = state.visitor;
   showStatus("You are a new visitor: nothing rated yet.");
@@ -447,6 +477,10 @@ async function startOver() {
     await loadVisitor();
   } catch (err) {
     showStatus(`Could not load the new visitor's products: ${why(err)}`, true, reloadVisitor);
+    if ($("gallery").dataset.state !== "ready") {
+      $("gallery").dataset.state = "error"; // no "Loading…" forever, no old visitor's list
+      $("gallery-title").textContent = "No products to show";
+    }
   }
 }
 
