@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -11,9 +12,11 @@ import pytest
 
 from deepcart.cli import main
 from deepcart.data.build import build_dataset
+from deepcart.data.matrix import IdIndex
 from deepcart.data.mining import excerpt, worst_reviews
 from deepcart.data.schema import schema_for
 from deepcart.errors import InputError
+from deepcart.recommend import recommendation_table
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +296,42 @@ def test_out_inside_the_dataset_folder_is_refused(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "inside the folder of dataset 't'" in err
     assert reviews.read_bytes() == before
+
+
+def test_recommendation_table_maps_indices_to_ids_and_titles() -> None:
+    items = IdIndex(pa.array(["a", "b", "c"]))
+    idx = np.array([[2, 0], [1, -1]])
+    scores = np.array([[0.75, 0.5], [0.25, -np.inf]], np.float32)
+    catalog = pa.table({"parent_asin": ["c", "a"], "title": ["Cee", "Ay"], "price": [1.0, 2.0]})
+    table = recommendation_table(idx, scores, items, user_ids=["u1", "u2"], catalog=catalog)
+    assert table.column_names == ["user_id", "parent_asin", "rank", "score", "title"]
+    assert table.to_pylist() == [
+        {"user_id": "u1", "parent_asin": "c", "rank": 1, "score": 0.75, "title": "Cee"},
+        {"user_id": "u1", "parent_asin": "a", "rank": 2, "score": 0.5, "title": "Ay"},
+        {"user_id": "u2", "parent_asin": "b", "rank": 1, "score": 0.25, "title": None},
+    ]
+    plain = recommendation_table(idx, scores, items)  # no ids: the row's position
+    assert plain.column_names == ["row", "parent_asin", "rank", "score"]
+    assert plain["row"].to_pylist() == [0, 0, 1]
+    arrow_ids = recommendation_table(idx, scores, items, user_ids=pa.array(["x", "y"]))
+    assert arrow_ids["user_id"].to_pylist() == ["x", "x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"item_indices": np.array([0, 1])}, "item_indices: expected a 2-d integer array"),
+        ({"item_indices": np.array([[0.0, 1.0]])}, "item_indices: expected a 2-d integer array"),
+        ({"scores": np.zeros((2, 2))}, "scores: expected shape (1, 2) like item_indices"),
+        ({"item_indices": np.array([[0, 3]])}, "item_indices: expected indices in [0, 3) or -1"),
+        ({"user_ids": ["u", "v"]}, "user_ids: expected 1 ids (one per row), got 2"),
+        ({"catalog": pa.table({"parent_asin": ["a"]})}, "catalog: has no column title"),
+    ],
+)
+def test_recommendation_table_errors_name_the_argument(kwargs: dict, message: str) -> None:
+    args = {"item_indices": np.array([[0, 1]]), "scores": np.zeros((1, 2)), **kwargs}
+    with pytest.raises(InputError) as err:
+        recommendation_table(
+            args.pop("item_indices"), args.pop("scores"), IdIndex(pa.array(["a", "b", "c"])), **args
+        )
+    assert str(err.value).startswith(message)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,74 @@ def load_model_items(path: Path) -> tuple[Recommender, IdIndex]:
             f"{path}: items.parquet lists {len(ids)} items, the model {model.n_items_}"
         )
     return model, IdIndex(ids)
+
+
+def recommendation_table(
+    item_indices: np.ndarray,
+    scores: np.ndarray,
+    items: IdIndex,
+    *,
+    user_ids: Sequence[str] | pa.Array | None = None,
+    catalog: pa.Table | None = None,
+    columns: Sequence[str] = ("title",),
+) -> pa.Table:
+    """The ``(item_indices, scores)`` that ``Recommender.recommend`` returned, as a table of ids.
+
+    One row per recommendation, best first within each user: ``user_id`` (``user_ids[i]``
+    for row ``i``, from a list or an Arrow array; without ``user_ids``, a ``row`` column, the
+    row's position), ``parent_asin`` (through ``items``, the model's item index), ``rank``
+    (1 = best) and ``score``; padding (index -1) is left out. With ``catalog`` (a table with a
+    ``parent_asin`` column, such as the dataset's ``items.parquet``), its ``columns`` are added
+    (null for an item it does not list).
+
+    Raises :class:`~deepcart.errors.InputError` naming the argument when the shapes disagree, an
+    index is outside ``items``, or ``catalog`` lacks a column.
+    """
+    idx, sc = np.asarray(item_indices), np.asarray(scores)
+    if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+        raise InputError(
+            f"item_indices: expected a 2-d integer array (n_users, k), got {idx.dtype} "
+            f"with shape {idx.shape}"
+        )
+    if sc.shape != idx.shape:
+        raise InputError(f"scores: expected shape {idx.shape} like item_indices, got {sc.shape}")
+    if idx.size and (idx.min() < -1 or idx.max() >= len(items)):
+        raise InputError(
+            f"item_indices: expected indices in [0, {len(items)}) or -1 (padding), got values "
+            f"from {idx.min()} to {idx.max()}; were they made with another model's items?"
+        )
+    n, k = idx.shape
+    if user_ids is not None and len(user_ids) != n:
+        raise InputError(f"user_ids: expected {n} ids (one per row), got {len(user_ids)}")
+    valid = (idx >= 0).ravel()
+    rows = np.repeat(np.arange(n), k)[valid]
+    if user_ids is None:
+        who = ("row", pa.array(rows, pa.int64()))
+    else:
+        ids = user_ids if isinstance(user_ids, pa.Array) else pa.array(user_ids, pa.string())
+        who = ("user_id", ids.take(pa.array(rows)))
+    table = pa.table(
+        {
+            who[0]: who[1],
+            "parent_asin": items.ids.take(pa.array(idx.ravel()[valid])),
+            "rank": pa.array(np.tile(np.arange(1, k + 1), n)[valid], pa.int32()),
+            "score": pa.array(sc.ravel()[valid], pa.float64()),
+        }
+    )
+    if catalog is not None:
+        missing = [c for c in ("parent_asin", *columns) if c not in catalog.column_names]
+        if missing:
+            raise InputError(
+                f"catalog: has no column {', '.join(missing)}; it has "
+                f"{', '.join(catalog.column_names)}"
+            )
+        known = catalog["parent_asin"]
+        if isinstance(known, pa.ChunkedArray):
+            known = known.combine_chunks()
+        at = pc.index_in(table["parent_asin"], value_set=known)
+        for c in columns:
+            table = table.append_column(c, catalog[c].take(at))
+    return table
 
 
 def train_command(
@@ -236,15 +304,7 @@ def recommend_users(
         model_input(x, mode, model.feedback), k=k, candidates=allowed, exclude=x
     )
     seconds = time.perf_counter() - started
-    valid = (recs >= 0).ravel()
-    table = pa.table(
-        {
-            "user_id": users.ids.take(pa.array(np.repeat(rows, k)[valid])),
-            "parent_asin": items.ids.take(pa.array(recs.ravel()[valid])),
-            "rank": pa.array(np.tile(np.arange(1, k + 1), len(rows))[valid], pa.int32()),
-            "score": pa.array(scores.ravel()[valid], pa.float64()),
-        }
-    )
+    table = recommendation_table(recs, scores, items, user_ids=users.ids.take(pa.array(rows)))
     if mode == "worst":
         table = _with_worst_reviews(table, paths.reviews)
     with atomic_path(out, suffix=out.suffix) as tmp:

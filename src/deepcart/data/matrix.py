@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+
+from deepcart.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -58,3 +62,61 @@ def interactions(
     m.sum_duplicates()
     m.sort_indices()
     return m, users
+
+
+def rating_rows(
+    ratings: Sequence[Mapping[str, float]], items: IdIndex, *, name: str = "ratings"
+) -> sp.csr_matrix:
+    """Interaction rows for users given by what they rated, ready for ``recommend`` (fold-in).
+
+    ``ratings`` holds one ``{parent_asin: rating}`` mapping per user (an empty mapping: a user
+    who rated nothing yet); ``items`` is the item index of the model (``SplitData.items``, or
+    the second value of :func:`deepcart.recommend.load_model_items`). Returns a
+    ``(len(ratings), len(items))`` float32 CSR matrix with sorted indices, row ``i`` for
+    ``ratings[i]``.
+
+    Raises :class:`~deepcart.errors.InputError` naming ``name`` and the user's position for a
+    user that is not a mapping, a parent_asin the model does not know, or a rating that is not
+    a finite number.
+    """
+    if isinstance(ratings, Mapping) or isinstance(ratings, str | bytes):
+        raise InputError(
+            f"{name}: expected a list with one {{parent_asin: rating}} mapping per user, "
+            f"got a {type(ratings).__name__}"
+        )
+    asins: list[str] = []
+    values: list[float] = []
+    counts = np.zeros(len(ratings), dtype=np.int64)
+    for i, user in enumerate(ratings):
+        if not isinstance(user, Mapping):
+            raise InputError(
+                f"{name}[{i}]: expected a {{parent_asin: rating}} mapping, "
+                f"got {type(user).__name__}"
+            )
+        for asin, rating in user.items():
+            if not isinstance(asin, str):
+                raise InputError(f"{name}[{i}]: expected parent_asin strings as keys, got {asin!r}")
+            ok = isinstance(rating, int | float | np.integer | np.floating) and not isinstance(
+                rating, bool
+            )
+            if not ok or not math.isfinite(rating):
+                raise InputError(
+                    f"{name}[{i}][{asin!r}]: expected a finite number (a rating), got {rating!r}"
+                )
+            asins.append(asin)
+            values.append(float(rating))
+        counts[i] = len(user)
+    cols = items.lookup(pa.array(asins, pa.string()))
+    if (cols < 0).any():
+        bad = int(np.flatnonzero(cols < 0)[0])
+        user = int(np.searchsorted(np.cumsum(counts), bad, side="right"))
+        raise InputError(
+            f"{name}[{user}]: unknown parent_asin {asins[bad]!r}; expected one of the "
+            f"{len(items):,} items the model was fit on"
+        )
+    rows = np.repeat(np.arange(len(ratings)), counts)
+    m = sp.csr_matrix(
+        (np.asarray(values, dtype=np.float32), (rows, cols)), shape=(len(ratings), len(items))
+    )
+    m.sort_indices()
+    return m

@@ -1,0 +1,59 @@
+"""Ids <-> indices: ``rating_rows`` (a new user's ratings as interaction rows for fold-in)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import scipy.sparse as sp
+
+from deepcart.data.matrix import IdIndex, rating_rows
+from deepcart.errors import InputError
+from deepcart.models import create
+
+
+@pytest.fixture
+def items() -> IdIndex:
+    return IdIndex.from_values(pa.array(["c", "a", "d", "b"]))  # sorted: a b c d
+
+
+def test_rating_rows_maps_parent_asins_to_the_model_columns(items: IdIndex) -> None:
+    x = rating_rows([{"c": 5.0, "a": 1}, {}, {"d": 3.5}], items)
+    assert isinstance(x, sp.csr_matrix) and x.dtype == np.float32
+    assert x.shape == (3, 4) and x.has_sorted_indices
+    np.testing.assert_array_equal(
+        x.toarray(), [[1.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.5]]
+    )
+    assert rating_rows([], items).shape == (0, 4)
+
+
+def test_rating_rows_feed_recommend_and_the_rated_items_are_excluded(items: IdIndex) -> None:
+    train = sp.csr_matrix(np.array([[5, 4, 0, 1], [4, 5, 1, 0], [0, 5, 4, 0]], np.float32))
+    model = create("popular").fit(train)
+    idx, _ = model.recommend(rating_rows([{"b": 5.0, "a": 2.0}], items), k=2)
+    assert idx.tolist() == [[2, 3]]  # c and d: a and b were rated
+
+
+@pytest.mark.parametrize(
+    ("ratings", "message"),
+    [
+        ([{"a": 5.0}, {"zz": 4.0}], "ratings[1]: unknown parent_asin 'zz'; expected one of the 4"),
+        ([{"a": "5"}], "ratings[0]['a']: expected a finite number (a rating), got '5'"),
+        ([{"a": float("nan")}], "ratings[0]['a']: expected a finite number"),
+        ([{"a": True}], "ratings[0]['a']: expected a finite number"),
+        ([{3: 5.0}], "ratings[0]: expected parent_asin strings as keys, got 3"),
+        ([["a", "b"]], "ratings[0]: expected a {parent_asin: rating} mapping, got list"),
+        ({"a": 5.0}, "ratings: expected a list with one {parent_asin: rating} mapping per user"),
+    ],
+)
+def test_rating_rows_errors_name_the_argument(
+    items: IdIndex, ratings: object, message: str
+) -> None:
+    with pytest.raises(InputError) as err:
+        rating_rows(ratings, items)  # type: ignore[arg-type]
+    assert str(err.value).startswith(message)
+
+
+def test_rating_rows_names_the_argument_it_is_given(items: IdIndex) -> None:
+    with pytest.raises(InputError, match=r"^visitors\[0\]: unknown parent_asin 'x'"):
+        rating_rows([{"x": 1.0}], items, name="visitors")
