@@ -1,4 +1,4 @@
-"""Ids <-> indices: ``rating_rows`` (a new user's ratings as interaction rows for fold-in)."""
+"""Ids <-> indices: ``IdIndex.index_of`` and ``rating_rows`` (a new user's ratings as rows)."""
 
 from __future__ import annotations
 
@@ -57,3 +57,10 @@ def test_rating_rows_errors_name_the_argument(
 def test_rating_rows_names_the_argument_it_is_given(items: IdIndex) -> None:
     with pytest.raises(InputError, match=r"^visitors\[0\]: unknown parent_asin 'x'"):
         rating_rows([{"x": 1.0}], items, name="visitors")
+
+
+def test_index_of_one_id(items: IdIndex) -> None:
+    assert [items.index_of(v) for v in ("a", "b", "c", "d")] == [0, 1, 2, 3]
+    assert items.index_of("zz") == -1 and items.index_of("") == -1
+    with pytest.raises(InputError, match="expected an id string, got int 3"):
+        items.index_of(3)  # type: ignore[arg-type]

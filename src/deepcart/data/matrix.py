@@ -35,6 +35,12 @@ class IdIndex:
         idx = pc.index_in(values, value_set=self.ids)
         return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
+    def index_of(self, value: str) -> int:
+        """The index of one id, -1 when it is unknown (``lookup`` for a single value)."""
+        if not isinstance(value, str):
+            raise InputError(f"expected an id string, got {type(value).__name__} {value!r}")
+        return int(self.lookup(pa.array([value], pa.string()))[0])
+
     def to_list(self) -> list[str]:
         return self.ids.to_pylist()
 
