@@ -60,33 +60,38 @@ def ndcg(doc: dict[str, Any]) -> float:
     return num(doc["metrics"].get("ndcg"))
 
 
+def _load_all(
+    root: Path, pattern: str, key: str, list_key: str | None = None
+) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
+    """Every JSON object matching ``root/pattern`` with an object ``key`` (and a list
+    ``list_key``), with its path; and a note for each file that could not be read."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    problems: list[str] = []
+    for path in sorted(root.glob(pattern)):
+        doc = _read(path, key, problems)
+        if doc is None:
+            continue
+        if list_key is not None and not isinstance(doc.get(list_key), list):
+            problems.append(f"{path}: no '{list_key}' list")
+            continue
+        found.append((path, doc))
+    return found, problems
+
+
 def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Every ``<reports_dir>/<tag>/*/repeats.json`` (one per split protocol); and a note for
     each file that could not be read."""
-    docs: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for path in sorted((reports_dir / tag).glob("*/repeats.json")):
-        doc = _read(path, "models", problems)
-        if doc is None:
-            continue
+    found, problems = _load_all(reports_dir / tag, "*/repeats.json", "models")
+    for path, doc in found:
         doc.setdefault("split", path.parent.name)
-        docs.append(doc)
-    return docs, problems
+    return [doc for _, doc in found], problems
 
 
 def load_tunes(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Every ``<reports_dir>/<tag>/*/tune/*.json`` that ``deepcart tune`` wrote (one per split
     protocol, model and mode); and a note for each file that could not be read."""
-    docs: list[dict[str, Any]] = []
-    problems: list[str] = []
-    for path in sorted((reports_dir / tag).glob("*/tune/*.json")):
-        doc = _read(path, "grid", problems)
-        if doc is None:
-            continue
-        if not isinstance(doc.get("trials"), list):
-            problems.append(f"{path}: no 'trials' list")
-            continue
+    found, problems = _load_all(reports_dir / tag, "*/tune/*.json", "grid", "trials")
+    for path, doc in found:
         doc.setdefault("split", path.parent.parent.name)
         doc.setdefault("model", path.stem)
-        docs.append(doc)
-    return docs, problems
+    return [doc for _, doc in found], problems
