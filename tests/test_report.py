@@ -152,7 +152,7 @@ def test_the_tuning_trials_are_in_the_report(dataset: Path, tmp_path: Path) -> N
     # A long grid is cut in the page, not in the file; a damaged file is listed.
     tuned["trials"] = tuned["trials"] * 20
     (reports / TAG / "users" / "tune" / "als.json").write_text(json.dumps(tuned))
-    (reports / TAG / "users" / "tune" / "ease.json").write_text('{"grid": {}, "trials": 3}')
+    (reports / TAG / "users" / "tune" / "ease.json").write_text('{"best": {}, "trials": 3}')
     doc = write_report(dataset / "data", TAG, reports_dir=reports).read_text(encoding="utf-8")
     shown = render.MAX_TRIALS_SHOWN
     assert f"The first {shown} of 60; every trial is in the JSON file." in doc

@@ -826,7 +826,9 @@ def build_parser() -> argparse.ArgumentParser:
         "example: deepcart tune --data-tag quickstart --type ease --grid "
         "'{\"reg\": [50, 200, 1000]}'\n"
         "example: deepcart tune --data-tag quickstart --type als --grid "
-        '\'{"factors": [32, 64], "reg": [0.01, 0.1]}\' --repeat 3',
+        '\'{"factors": [32, 64], "regularization": [0.01, 0.1]}\' --repeat 3\n'
+        "example: deepcart tune --data-tag quickstart --type vae --grid "
+        '\'[{"hidden_dim": [600], "dropout": [0.5]}, {"hidden_dim": [0], "dropout": [0.1, 0.2]}]\'',
         formatter_class=_Formatter,
     )
     _add_dataset(p, models=False)
@@ -834,7 +836,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--grid",
         required=True,
-        help="JSON object: hyperparameter -> list of values, e.g. '{\"reg\": [100, 500]}'",
+        help="JSON object: hyperparameter -> list of values, e.g. '{\"reg\": [100, 500]}'; "
+        "or a list of such objects, tried one after the other",
     )
     p.add_argument(
         "--params",

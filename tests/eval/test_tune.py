@@ -56,6 +56,20 @@ def test_tune_ranks_the_grid_by_the_validation_users(
     assert json.loads(shlex.split(doc["test_command"])[-1]) == doc["best"]
 
 
+def test_tune_takes_a_list_of_grids(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    grids = [{"factors": [2, 4], "iterations": 2}, {"factors": 4, "iterations": [2, 3]}]
+    assert main(_tune(workdir, "--type", "als", "--grid", json.dumps(grids))) == 0
+    out = capsys.readouterr().out
+    doc = json.loads((workdir / "reports" / "t" / "users" / "tune" / "als.json").read_text())
+    assert doc["grid"] == [
+        {"factors": [2, 4], "iterations": [2]}, {"factors": [4], "iterations": [2, 3]}
+    ]  # fmt: skip
+    # factors 4 with 2 iterations is in both grids: fitted once.
+    tried = sorted((t["params"]["factors"], t["params"]["iterations"]) for t in doc["trials"])
+    assert tried == [(2, 2), (4, 2), (4, 3)]
+    assert "3 combinations" in out and "[3/3]" in out
+
+
 def test_tune_repeat_ranks_by_the_mean_and_puts_the_split_back(
     workdir: Path, capsys: pytest.CaptureFixture
 ) -> None:
@@ -76,7 +90,12 @@ def test_tune_repeat_ranks_by_the_mean_and_puts_the_split_back(
     ("extra", "message"),
     [
         (["--grid", ""], "--grid: expected a non-empty JSON object"),
-        (["--grid", "[1]"], "--grid: expected a JSON object, got list"),
+        (["--grid", "[1]"], "--grid: expected a non-empty JSON object"),
+        (["--grid", "[]"], "--grid: an empty list gives nothing to try"),
+        (["--grid", '[{"reg": [1]}, 3]'], "--grid[1]: expected a non-empty JSON object"),
+        (["--grid", '[{"reg": [1]}, {"reg": 1, "reg": 2}]'], "--grid: 'reg' given twice"),
+        (["--grid", '[{"reg": [1]},'], "--grid: not valid JSON"),
+        (["--grid", '[{"reg": [1]}]', "--params", '{"reg": 2}'], "--grid: reg also given"),
         (["--grid", '{"reg": []}'], "--grid: reg: an empty list gives nothing to try"),
         (["--grid", '{"nope": [1]}'], "--grid: unknown hyperparameter(s) nope for 'ease'"),
         (["--grid", '{"reg": [1, -1]}'], "--grid: bad value for 'ease': reg"),
@@ -99,8 +118,13 @@ def test_bad_tune_requests_are_one_line_errors(
 
 def test_grid_helpers() -> None:
     grid = parse_grid('{"a": [1, 2], "b": "x"}')
-    assert grid == {"a": [1, 2], "b": ["x"]}
+    assert grid == [{"a": [1, 2], "b": ["x"]}]
     assert combinations(grid) == [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}]
+    # Several grids: each one's combinations in turn, one already listed left out.
+    grids = parse_grid('[{"a": [1, 2], "b": "x"}, {"b": ["x", "y"], "a": 1}, {"c": 0}]')
+    assert combinations(grids) == [
+        {"a": 1, "b": "x"}, {"a": 2, "b": "x"}, {"b": "y", "a": 1}, {"c": 0}
+    ]  # fmt: skip
     params = SplitParams(protocol="random", seed=3, holdout=0.3, holdout_by="time")
     cmd = command_to_test("d", "t", "ease", {"reg": 5}, params, "worst", 2)
     assert shlex.split(cmd) == [

@@ -1,13 +1,14 @@
 """Hyperparameter search on the validation users: ``deepcart tune``.
 
 Every combination of a grid (``{"reg": [100, 500, 2000]}``: a JSON object of hyperparameter ->
-list of values; a single value is a list of one) is fitted on the split's training users and
-scored on its **validation** users (their input rows in, their held-out rows to find), never on
-the test users: those stay for ``deepcart test`` of the chosen hyperparameters. A model that
-early-stops on validation users (the neural ones) is fitted twice per combination: it
-early-stops on one random half of the validation users and is scored on the other half, then
-the other way round, so that no user is scored by a model that
-picked its epoch on them (scoring the same users it stopped on would flatter it).
+list of values; a single value is a list of one; or a list of such objects, whose combinations
+are tried one grid after the other, as scikit-learn's ``ParameterGrid`` does) is fitted on the
+split's training users and scored on its **validation** users (their input rows in, their
+held-out rows to find), never on the test users: those stay for ``deepcart test`` of the chosen
+hyperparameters. A model that early-stops on validation users (the neural ones) is fitted twice
+per combination: it early-stops on one random half of the validation users and is scored on the
+other half, then the other way round, so that no user is scored by a model that picked its epoch
+on them (scoring the same users it stopped on would flatter it).
 
 With ``repeats`` > 1 each combination is scored on that many splits (seeds ``seed``, ``seed +
 1``, ...) and ranked by its mean, with the standard error: on a small dataset one split's
@@ -44,7 +45,7 @@ from deepcart.eval import metrics as M
 from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, TOPN, aligned, evaluate_model
 from deepcart.eval.repeat import SeededSplits, metrics_doc, summarise_metrics
 from deepcart.fsutil import atomic_write_text
-from deepcart.models import create, model_class, parse_params
+from deepcart.models import create, model_class, parse_json, parse_params
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode
 from deepcart.training import fit_model, load_trainable, model_key, split_id
 
@@ -66,38 +67,69 @@ class Trial:
     fit_seconds: float
 
 
-def parse_grid(text: str | dict[str, Any] | None, base: dict[str, Any] | None = None) -> dict:
-    """The ``--grid`` JSON object as ``{name: [values]}`` (a non-list value is a list of one);
-    a name also given in ``base`` (``--params``) is an error."""
-    grid = parse_params(text, flag="--grid") if isinstance(text, str) or text is None else text
-    if not isinstance(grid, dict) or not grid:
-        raise InputError("--grid: expected a non-empty JSON object, e.g. '{\"reg\": [100, 500]}'")
-    out: dict[str, list[Any]] = {}
-    for name, values in grid.items():
-        values = values if isinstance(values, list) else [values]
-        if not values:
-            raise InputError(f"--grid: {name}: an empty list gives nothing to try")
-        out[name] = values
-    both = sorted(set(out) & set(base or {}))
-    if both:
-        raise InputError(
-            f"--grid: {', '.join(both)} also given by --params (or --nn-batch/--nn-epochs); "
-            "give it once"
-        )
+Grid = dict[str, list[Any]]
+
+
+def parse_grid(
+    text: str | dict[str, Any] | list[dict[str, Any]] | None, base: dict[str, Any] | None = None
+) -> list[Grid]:
+    """The ``--grid`` JSON as a list of grids ``{name: [values]}`` (a JSON object is one grid, a
+    list of objects several; a non-list value is a list of one); a name also given in ``base``
+    (``--params``) is an error."""
+    example = 'e.g. \'{"reg": [100, 500]}\' or \'[{"a": [1, 2]}, {"b": [3]}]\''
+    if isinstance(text, str):
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            grids = parse_json(text, "--grid")
+        else:
+            grids = [parse_params(text, flag="--grid")]
+    else:
+        grids = list(text) if isinstance(text, list) else [text]
+    if not grids:
+        raise InputError(f"--grid: an empty list gives nothing to try; {example}")
+    out: list[Grid] = []
+    for n, grid in enumerate(grids):
+        where = f"--grid[{n}]" if len(grids) > 1 else "--grid"
+        if not isinstance(grid, dict) or not grid:
+            raise InputError(f"{where}: expected a non-empty JSON object, {example}")
+        one: Grid = {}
+        for name, values in grid.items():
+            values = values if isinstance(values, list) else [values]
+            if not values:
+                raise InputError(f"{where}: {name}: an empty list gives nothing to try")
+            one[name] = values
+        both = sorted(set(one) & set(base or {}))
+        if both:
+            raise InputError(
+                f"{where}: {', '.join(both)} also given by --params (or --nn-batch/--nn-epochs); "
+                "give it once"
+            )
+        out.append(one)
     return out
 
 
-def combinations(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def combinations(grid: Grid | list[Grid]) -> list[dict[str, Any]]:
     """Every combination of the grid's values, in the grid's order (the last name varies
-    fastest); more than :data:`MAX_COMBINATIONS` is an error."""
-    n = math.prod(len(v) for v in grid.values())
+    fastest); of a list of grids, each grid's in turn, a combination already listed left out.
+    More than :data:`MAX_COMBINATIONS` is an error."""
+    grids = grid if isinstance(grid, list) else [grid]
+    n = sum(math.prod(len(v) for v in g.values()) for g in grids)
     if n > MAX_COMBINATIONS:
         raise InputError(
             f"--grid: {n:,} combinations; at most {MAX_COMBINATIONS:,} (fewer values, or tune "
             "in steps)"
         )
-    names = list(grid)
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for g in grids:
+        names = list(g)
+        for values in itertools.product(*g.values()):
+            combo = dict(zip(names, values, strict=True))
+            key = json.dumps(combo, sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                out.append(combo)
+    return out
 
 
 def _label(params: dict[str, Any]) -> str:
@@ -109,7 +141,7 @@ def tune_model(
     data_dir: str | Path,
     tag: str,
     model_type: str,
-    grid: dict[str, list[Any]],
+    grid: Grid | list[Grid],
     split_params: SplitParams,
     params: dict[str, Any] | None = None,
     k: int = 10,
@@ -200,7 +232,7 @@ def tune_model(
         "deepcart_version": __version__,
         "model": model_type,
         "params": base,
-        "grid": grid,
+        "grid": grid if not isinstance(grid, list) or len(grid) != 1 else grid[0],
         "k": k,
         "metric": metric,
         "mode": mode,

@@ -81,11 +81,9 @@ def create(name: str, params: dict[str, Any] | None = None, *, where: str = "--p
     return model
 
 
-def parse_params(text: str | None, flag: str = "--params") -> dict[str, Any]:
-    """Parse the ``--params`` JSON object (``flag`` names the option in errors); a key given
-    twice is an error (json would keep the last)."""
-    if not text:
-        return {}
+def parse_json(text: str, flag: str) -> Any:
+    """Parse JSON given on the command line (``flag`` names the option in errors); a key given
+    twice in an object is an error (json would keep the last)."""
 
     def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: dict[str, Any] = {}
@@ -96,9 +94,17 @@ def parse_params(text: str | None, flag: str = "--params") -> dict[str, Any]:
         return seen
 
     try:
-        value = json.loads(text, object_pairs_hook=no_duplicate_keys)
+        return json.loads(text, object_pairs_hook=no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise InputError(f"{flag}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def parse_params(text: str | None, flag: str = "--params") -> dict[str, Any]:
+    """Parse the ``--params`` JSON object (``flag`` names the option in errors); a key given
+    twice is an error (json would keep the last)."""
+    if not text:
+        return {}
+    value = parse_json(text, flag)
     if not isinstance(value, dict):
         raise InputError(f"{flag}: expected a JSON object, got {type(value).__name__}")
     return value

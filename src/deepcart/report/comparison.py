@@ -90,7 +90,7 @@ def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], lis
 def load_tunes(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Every ``<reports_dir>/<tag>/*/tune/*.json`` that ``deepcart tune`` wrote (one per split
     protocol, model and mode); and a note for each file that could not be read."""
-    found, problems = _load_all(reports_dir / tag, "*/tune/*.json", "grid", "trials")
+    found, problems = _load_all(reports_dir / tag, "*/tune/*.json", "best", "trials")
     for path, doc in found:
         doc.setdefault("split", path.parent.parent.name)
         doc.setdefault("model", path.stem)
