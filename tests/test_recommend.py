@@ -12,11 +12,16 @@ import pytest
 
 from deepcart.cli import main
 from deepcart.data.build import build_dataset
-from deepcart.data.matrix import IdIndex
+from deepcart.data.matrix import IdIndex, rating_rows
 from deepcart.data.mining import excerpt, worst_reviews
 from deepcart.data.schema import schema_for
 from deepcart.errors import InputError
-from deepcart.recommend import recommendation_table
+from deepcart.modes import model_input
+from deepcart.recommend import (
+    load_model_items,
+    recommend_users,
+    recommendation_table,
+)
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +340,232 @@ def test_recommendation_table_errors_name_the_argument(kwargs: dict, message: st
             args.pop("item_indices"), args.pop("scores"), IdIndex(pa.array(["a", "b", "c"])), **args
         )
     assert str(err.value).startswith(message)
+
+
+# ------------------------------------------------------------------ --ratings: fold-in
+
+
+@pytest.fixture(scope="module")
+def als(root: Path) -> Path:
+    """ALS production models (best and worst) of the module's dataset: lists that depend on
+    the user's row, unlike popular's."""
+    for mode in ("best", "worst"):
+        code = main(["train", *_common(root), "--type", "als", "--split", "none", "--mode", mode,
+                     "--params", '{"factors": 4, "iterations": 5}'])  # fmt: skip
+        assert code == 0
+    return root / "m" / "t" / "none"
+
+
+RATING_COLUMNS = ("user_id", "parent_asin", "rating")
+
+
+def _recommend(root: Path, out: Path, **kwargs: object) -> tuple[object, list[str]]:
+    lines: list[str] = []
+    args = {"model_type": "als", "k": 3, **kwargs}
+    result = recommend_users(
+        data_dir=root / "data", tag="t", out=out, model_dir=root / "m", echo=lines.append, **args
+    )
+    return result, lines
+
+
+def _lists(out: Path) -> dict[str, list[tuple[str, float]]]:
+    table = pq.read_table(out) if out.suffix == ".parquet" else pacsv.read_csv(out)
+    lists: dict[str, list[tuple[str, float]]] = {}
+    for r in table.to_pylist():
+        lists.setdefault(r["user_id"], []).append((r["parent_asin"], r["score"]))
+    return lists
+
+
+def test_ratings_fold_in_a_new_user_as_by_hand(root: Path, als: Path, tmp_path: Path) -> None:
+    ratings = tmp_path / "new.csv"
+    # Another column first, a re-rating (the later row wins), a product the model does not know.
+    ratings.write_text(
+        "note,user_id,parent_asin,rating\n"
+        "a,newbie,i2,1\n"
+        "b,newbie,i3,2\n"
+        "c,newbie,i2,5\n"
+        "d,newbie,nope,4\n"
+    )
+    out = tmp_path / "recs.parquet"
+    result, lines = _recommend(root, out, ratings_file=ratings)
+    lists = _lists(out)
+    assert set(lists) == {f"u{u:02d}" for u in range(30)} | {"newbie"}  # known ones and the new
+    assert result.n_users == 31 and result.ratings is not None
+    got = lists["newbie"]
+    assert {a for a, _ in got}.isdisjoint({"i2", "i3"})  # what they rated is never recommended
+    model, items = load_model_items(als / "als")
+    x = rating_rows([{"i2": 5.0, "i3": 2.0}], items)
+    idx, scores = model.recommend(model_input(x, "best", model.feedback), k=3)
+    pairs = zip(idx[0].tolist(), scores[0].tolist(), strict=True)
+    want = [(items.ids[j].as_py(), s) for j, s in pairs if j >= 0]
+    assert [a for a, _ in got] == [a for a, _ in want]
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+    # Known users without ratings in the file keep the lists they have without --ratings.
+    plain = tmp_path / "plain.parquet"
+    _recommend(root, plain)
+    assert {u: v for u, v in lists.items() if u != "newbie"} == _lists(plain)
+    assert lines[0] == (
+        f"Read 4 ratings from {ratings}: 2 used, 2 skipped (1 of products the model does not "
+        "know; 1 replaced by a later row of the same user and product); 1 user folded in"
+    )
+
+
+def test_ratings_counts_reconcile_and_users_lists_new_users(
+    root: Path, als: Path, tmp_path: Path
+) -> None:
+    ratings = tmp_path / "mixed.parquet"
+    rows = [
+        ("u01", "i2", 1.0), ("newbie", "i4", 5.0), ("newbie", "zzz", 3.0), ("u05", "i3", 2.0),
+        ("ghost", "zzz", 1.0), ("newbie", "i4", 4.0), ("u01", "yyy", 2.0),
+    ]  # fmt: skip
+    pq.write_table(
+        pa.table(dict(zip(RATING_COLUMNS, zip(*rows, strict=True), strict=True))), ratings
+    )
+    users = tmp_path / "users.txt"
+    users.write_text("u01\nnewbie\nghost\nnobody\n")
+    result, lines = _recommend(root, tmp_path / "o.csv", ratings_file=ratings, users_file=users)
+    s = result.ratings
+    assert (s.read, s.used, s.unknown_items, s.not_listed, s.replaced) == (7, 2, 3, 1, 1)
+    assert s.read == s.used + s.unknown_items + s.not_listed + s.replaced
+    assert s.users == 2 and s.users_skipped == 0
+    assert lines[0] == (
+        f"Read 7 ratings from {ratings}: 2 used, 5 skipped (3 of products the model does not "
+        "know; 1 of users --users does not list; 1 replaced by a later row of the same user and "
+        "product); 2 users folded in"
+    )
+    # ghost rated only an unknown product, nobody is nowhere: both skipped; newbie is not.
+    assert lines[1].startswith("Skipping 2 of 4 listed users unknown to the model")
+    assert result.unknown_users == 2
+    assert list(_lists(tmp_path / "o.csv")) == ["u01", "newbie"]  # the listed order
+    # Without --users: every known user and newbie; ghost is skipped and said so.
+    result, lines = _recommend(root, tmp_path / "all.csv", ratings_file=ratings)
+    assert result.ratings.users_skipped == 1 and result.n_users == 31
+    assert "skipping 1 user of the file unknown to the model" in lines[0]
+    assert "ghost" not in _lists(tmp_path / "all.csv")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "where"),
+    [
+        ("cols.csv", "user_id,parent_asin\nu01,i0\n", ":1: no rating column in the header"),
+        ("word.csv", "user_id,parent_asin,rating\nu01,i0,5\nu01,i1,five\n",
+         ":3: rating: expected a number from 1 to 5, got 'five'"),
+        ("six.csv", "user_id,parent_asin,rating\nu01,i0,6\n",
+         ":2: rating: expected a number from 1 to 5, got '6'"),
+        ("nan.csv", "user_id,parent_asin,rating\nu01,i0,nan\n",
+         ":2: rating: expected a number from 1 to 5"),
+        ("short.csv", "user_id,parent_asin,rating\nu01,i0\n",
+         ":2: rating: expected a number from 1 to 5, got ''"),
+        ("empty.csv", "user_id,parent_asin,rating\n,i0,5\n", ":2: user_id: empty"),
+        ("space.csv", "user_id,parent_asin,rating\nu 1,i0,5\n",
+         ":2: user_id: expected 1 to 128 letters, digits or _ . : @ + = -"),
+        ("asin.csv", "user_id,parent_asin,rating\nu01,,5\n", ":2: parent_asin: empty"),
+        # A quoted field over two lines: the bad row starts on line 4.
+        ("multi.csv", 'text,user_id,parent_asin,rating\n"two\nlines",u01,i0,5\nx,u01,i1,0\n',
+         ":4: rating: expected a number from 1 to 5, got '0'"),
+    ],
+)  # fmt: skip
+def test_bad_csv_ratings_name_the_line_and_field(
+    root: Path, als: Path, tmp_path: Path, capsys: pytest.CaptureFixture, name: str,
+    content: str, where: str,
+) -> None:  # fmt: skip
+    path = tmp_path / name
+    path.write_text(content)
+    out = tmp_path / "o.csv"
+    code = main(["recommend", *_common(root), "--type", "als", "--ratings", str(path),
+                 "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"deepcart: error: --ratings: {path}{where}"), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "where"),
+    [
+        (pa.table({"user_id": ["u01"], "rating": [5.0]}), ": no parent_asin column"),
+        (pa.table({"user_id": ["u01", "u02"], "parent_asin": ["i0", "i1"], "rating": [5.0, 0.0]}),
+         ": row 2: rating: expected a number from 1 to 5, got 0.0"),
+        (pa.table({"user_id": [None, "u02"], "parent_asin": ["i0", "i1"], "rating": [5, 4]}),
+         ": row 1: user_id: empty"),
+        (pa.table({"user_id": ["u02", "a/b"], "parent_asin": ["i0", "i1"], "rating": [5, 4]}),
+         ": row 2: user_id: expected 1 to 128 letters"),
+        (pa.table({"user_id": ["u02"], "parent_asin": ["i0"], "rating": [None]},
+                  schema=pa.schema([("user_id", pa.string()), ("parent_asin", pa.string()),
+                                    ("rating", pa.float32())])),
+         ": row 1: rating: expected a number from 1 to 5, got None"),
+    ],
+)  # fmt: skip
+def test_bad_parquet_ratings_name_the_row_and_field(
+    root: Path, als: Path, tmp_path: Path, table: pa.Table, where: str
+) -> None:
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table, path)
+    with pytest.raises(InputError) as err:
+        _recommend(root, tmp_path / "o.csv", ratings_file=path)
+    assert str(err.value).startswith(f"--ratings: {path}{where}"), str(err.value)
+    assert "\n" not in str(err.value) and not (tmp_path / "o.csv").exists()
+
+
+def test_ratings_file_not_there_or_not_parquet(root: Path, als: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="--ratings: no such file"):
+        _recommend(root, tmp_path / "o.csv", ratings_file=tmp_path / "missing.csv")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(InputError, match="is not a readable Parquet file"):
+        _recommend(root, tmp_path / "o.csv", ratings_file=tmp_path / "junk.parquet")
+    (tmp_path / "bin.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(InputError, match="is not a UTF-8 CSV file"):
+        _recommend(root, tmp_path / "o.csv", ratings_file=tmp_path / "bin.csv")
+
+
+def test_export_reviews_round_trip_matches_the_service(
+    root: Path, als: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Reviews submitted to the service, exported, then folded in offline: the same lists the
+    service answers, best and worst, for a new user and for a known one who re-rated an item
+    and rated a new one."""
+    pytest.importorskip("fastapi", reason="the service needs the 'serve' extra")
+    from fastapi.testclient import TestClient
+
+    from deepcart.serve.api import create_app
+    from deepcart.serve.config import load_settings
+
+    db = f"sqlite:///{tmp_path / 'reviews.db'}"
+    settings = load_settings(
+        data_dir=root / "data", data_tag="t", type="als", model_dir=root / "m", db_url=db,
+        admin_token="a-long-enough-token",
+    )  # fmt: skip
+    rated = pq.read_table(root / "data" / "t" / "splits" / "none" / "train.parquet").to_pylist()
+    u07 = {r["parent_asin"]: r["rating"] for r in rated if r["user_id"] == "u07"}
+    new_item = next(f"i{i}" for i in range(6) if f"i{i}" not in u07)
+    reviews = {
+        "newbie": [("i2", 1), ("i4", 2), ("i3", 5)],
+        "u07": [("i0", 1), (new_item, 2)],  # i0: rated 5 in training, now 1
+    }
+    served: dict[tuple[str, str], list[tuple[str, float]]] = {}
+    with TestClient(create_app(settings)) as client:
+        for user, pairs in reviews.items():
+            for asin, rating in pairs:
+                r = client.post(f"/users/{user}/reviews", json={"parent_asin": asin,
+                                                                "rating": rating})  # fmt: skip
+                assert r.status_code == 201, r.text
+        for user in reviews:
+            for mode in ("best", "worst"):
+                r = client.get(f"/users/{user}/recommendations", params={"k": 3, "mode": mode})
+                assert r.status_code == 200 and not r.json()["fallback"], r.text
+                served[user, mode] = [(i["parent_asin"], i["score"]) for i in r.json()["items"]]
+    stored = tmp_path / "stored.parquet"
+    args = ["--data-dir", str(root / "data"), "--data-tag", "t", "--db-url", db]
+    assert main(["export-reviews", *args, "--out", str(stored)]) == 0
+    for mode in ("best", "worst"):
+        out = tmp_path / f"{mode}.csv"
+        code = main(["recommend", *_common(root), "--type", "als", "--mode", mode, "--k", "3",
+                     "--ratings", str(stored), "--out", str(out)])  # fmt: skip
+        assert code == 0
+        assert "Read 5 ratings from" in capsys.readouterr().out
+        lists = _lists(out)
+        for user in reviews:
+            got, want = lists[user], served[user, mode]
+            assert [a for a, _ in got] == [a for a, _ in want], (user, mode)
+            assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-4)
+        assert not {a for a, _ in lists["newbie"]} & {"i2", "i3", "i4"}

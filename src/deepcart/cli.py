@@ -510,6 +510,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         mode=args.mode,
         split=args.split,
         users_file=args.users,
+        ratings_file=args.ratings,
         model_dir=args.model_dir,
         min_engagement=args.min_engagement,
     )
@@ -865,8 +866,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the top-K for every known user (or a list) to Parquet or CSV",
         description="Use the production model (trained with --split none) unless --split names "
         "another, and write user_id, parent_asin, rank, score for every known user or the "
-        "listed ones; in worst mode each row carries its most helpful low-rated review.\n\n"
+        "listed ones; in worst mode each row carries its most helpful low-rated review. "
+        "--ratings folds in users described by a file of ratings (new users, or known users "
+        "with newer ratings) as the service does with submitted reviews.\n\n"
         "example: deepcart recommend --data-tag quickstart --type als --k 10 "
+        "--out recs.parquet\n"
+        "example: deepcart recommend --data-tag quickstart --type als --ratings stored.parquet "
         "--out recs.parquet",
         formatter_class=_Formatter,
     )
@@ -880,7 +885,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="none",
         help="which trained model: none = the production model on all data",
     )
-    p.add_argument("--users", type=Path, default=None, help="file of user ids (default: all)")
+    p.add_argument(
+        "--users",
+        type=Path,
+        default=None,
+        help="file of user ids (default: every known user and every user of --ratings)",
+    )
+    p.add_argument(
+        "--ratings",
+        type=Path,
+        default=None,
+        help="Parquet or CSV with user_id, parent_asin, rating (e.g. from export-reviews): "
+        "merged over the users' training ratings (the last row of a user and product wins); "
+        "ratings of products the model does not know are skipped and counted",
+    )
     p.add_argument("--out", type=Path, required=True, help="output file, .parquet or .csv")
     p.add_argument(
         "--min-engagement",

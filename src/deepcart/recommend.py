@@ -3,11 +3,18 @@
 Uses the production model (trained with ``--split none``) unless another split is named. Known
 users are the users of that split's training data; their seen items are excluded. In worst mode
 only engaged items are ranked and each recommendation carries its most helpful low-rated review.
+
+With a ratings file (``--ratings``: user_id, parent_asin, rating) users are folded in as the
+service folds in a user's submitted reviews: a user's row is their training row with the file's
+ratings merged over it (:func:`deepcart.data.matrix.merged_row`), and a user the model does not
+know is folded in from the file's ratings alone.
 """
 
 from __future__ import annotations
 
 import csv
+import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,8 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import scipy.sparse as sp
 
-from deepcart.data.matrix import IdIndex, interactions
+from deepcart.data.matrix import IdIndex, interactions, merged_row
 from deepcart.data.mining import excerpt, worst_reviews
 from deepcart.data.paths import (
     DEFAULT_DATA_DIR,
@@ -28,12 +36,31 @@ from deepcart.data.paths import (
     check_outside_dataset,
     require_dataset,
 )
+from deepcart.data.schema import USER_ID_PATTERN
 from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
 from deepcart.models.base import Recommender, read_model_meta
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, model_input
 from deepcart.training import model_path
+
+
+@dataclass(frozen=True)
+class RatingsSummary:
+    """What ``--ratings`` read and what became of it: ``read`` = ``used`` + the skipped rows
+    (``unknown_items``: of a product the model does not know; ``not_listed``: of a user that
+    ``--users`` does not list; ``replaced``: a later row of the file rates the same user and
+    product). ``users``: users whose rows the file changed (or made); ``users_skipped``: users of
+    the file unknown to the model without a single used rating, left out."""
+
+    path: Path
+    read: int
+    used: int
+    unknown_items: int
+    not_listed: int
+    replaced: int
+    users: int
+    users_skipped: int
 
 
 @dataclass
@@ -43,6 +70,7 @@ class RecommendResult:
     n_rows: int
     unknown_users: int
     seconds: float
+    ratings: RatingsSummary | None = None
 
 
 def load_model_items(path: Path) -> tuple[Recommender, IdIndex]:
@@ -242,6 +270,207 @@ def read_user_list(path: str | Path) -> list[str]:
     return ids
 
 
+#: A user id the service accepts (1-128 letters, digits or ``_ . : @ + = -``).
+USER_ID = re.compile(USER_ID_PATTERN.strip("^$"))
+RATINGS_COLUMNS = ("user_id", "parent_asin", "rating")
+
+
+def read_ratings(path: str | Path) -> tuple[list[str], list[str], list[float]]:
+    """The (user_id, parent_asin, rating) rows of a ratings file, in file order.
+
+    A ``.parquet`` file (such as ``deepcart export-reviews`` writes) or, any other name, a CSV
+    with a header; the columns user_id, parent_asin and rating may be anywhere among others.
+    Raises :class:`~deepcart.errors.InputError` naming the file, the line (CSV, counting the
+    header as line 1) or row (Parquet, from 1) and the field: a missing column, an empty
+    user_id or parent_asin, a user id the service would refuse, a rating that is not a number
+    from 1 to 5.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"--ratings: {p} is a directory, expected a Parquet or CSV file")
+    if not p.is_file():
+        raise InputError(f"--ratings: no such file: {p}")
+    if p.suffix == ".parquet":
+        columns, where = _parquet_columns(p)
+    else:
+        columns, where = _csv_columns(p)
+    users, asins, ratings = columns
+    out_ratings: list[float] = []
+    for i, (user, asin, rating) in enumerate(zip(users, asins, ratings, strict=True)):
+        if not user:
+            raise InputError(f"--ratings: {where(i)}: user_id: empty, expected a user id")
+        if not USER_ID.fullmatch(user):
+            raise InputError(
+                f"--ratings: {where(i)}: user_id: expected 1 to 128 letters, digits or "
+                f"_ . : @ + = - (a user id the service accepts), got {user!r}"
+            )
+        if not asin:
+            raise InputError(f"--ratings: {where(i)}: parent_asin: empty, expected a product id")
+        value = _rating(rating)
+        if value is None:
+            raise InputError(
+                f"--ratings: {where(i)}: rating: expected a number from 1 to 5, got {rating!r}"
+            )
+        out_ratings.append(value)
+    return users, asins, out_ratings
+
+
+def _rating(value: object) -> float | None:
+    """A rating as a float, or None when it is not a number from 1 to 5."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and 1.0 <= value <= 5.0 else None
+
+
+_Columns = tuple[list[Any], list[Any], list[Any]]
+
+
+def _parquet_columns(p: Path) -> tuple[_Columns, Callable[[int], str]]:
+    try:
+        schema = pq.read_schema(p)
+        missing = [c for c in RATINGS_COLUMNS if c not in schema.names]
+        if missing:
+            raise InputError(
+                f"--ratings: {p}: no {', '.join(missing)} column (it has "
+                f"{', '.join(schema.names) or 'none'}); expected user_id, parent_asin, rating"
+            )
+        table = pq.read_table(p, columns=list(RATINGS_COLUMNS))
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InputError(f"--ratings: {p} is not a readable Parquet file: {exc}") from None
+    cols = []
+    for name in RATINGS_COLUMNS:
+        column = table[name]
+        if pa.types.is_dictionary(column.type):  # e.g. a pandas categorical column
+            column = column.cast(column.type.value_type)
+        if name != "rating" and pa.types.is_integer(column.type):  # numeric ids, as text
+            column = column.cast(pa.string())
+        values = column.to_pylist()
+        if name != "rating" and values and not all(isinstance(v, str | None) for v in values):
+            raise InputError(f"--ratings: {p}: {name} column holds {column.type}, expected text")
+        cols.append(values)
+    return (cols[0], cols[1], cols[2]), lambda i: f"{p}: row {i + 1}"
+
+
+def _csv_columns(p: Path) -> tuple[_Columns, Callable[[int], str]]:
+    users: list[str] = []
+    asins: list[str] = []
+    ratings: list[str] = []
+    lines: list[int] = []
+    line = 1
+    try:
+        # A byte order mark is not part of the first column's name.
+        with p.open(encoding="utf-8-sig", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            names = [name.strip() for name in header or []]
+            missing = [c for c in RATINGS_COLUMNS if c not in names]
+            if missing:
+                raise InputError(
+                    f"--ratings: {p}:1: no {', '.join(missing)} column in the header (it has "
+                    f"{', '.join(names) or 'none'}); expected a CSV with user_id, parent_asin, "
+                    "rating columns, or .parquet"
+                )
+            at = [names.index(c) for c in RATINGS_COLUMNS]
+            line = reader.line_num + 1
+            for record in reader:
+                start, line = line, reader.line_num + 1
+                if not record:  # a blank line
+                    continue
+                u, a, r = (record[c].strip() if c < len(record) else "" for c in at)
+                users.append(u)
+                asins.append(a)
+                ratings.append(r)
+                lines.append(start)
+    except UnicodeDecodeError:
+        raise InputError(
+            f"--ratings: {p} is not a UTF-8 CSV file (expected a CSV with a header, or .parquet)"
+        ) from None
+    except csv.Error as exc:
+        raise InputError(f"--ratings: {p}:{line}: not a readable CSV ({exc})") from None
+    return (users, asins, ratings), lambda i: f"{p}:{lines[i]}"
+
+
+def fold_in_rows(
+    path: str | Path,
+    x: sp.csr_matrix,
+    users: IdIndex,
+    items: IdIndex,
+    listed: Sequence[str] | None = None,
+) -> tuple[dict[str, sp.csr_matrix], RatingsSummary]:
+    """The rating rows of the users of the ratings file ``path`` (:func:`read_ratings`): their
+    training rows in ``x`` (rows ``users``, columns ``items``) with the file's ratings merged over
+    them, the last row of a user and product winning, as the service folds in stored reviews.
+
+    Ratings of products ``items`` does not know are skipped; with ``listed`` (the ``--users``
+    list), so are the rows of users it does not list. Returns ``{user_id: 1 x n_items row}``
+    for every user with a used rating, and what became of the file's rows.
+    """
+    user_col, asin_col, rating_col = read_ratings(path)
+    cols = items.lookup(pa.array(asin_col, pa.string())) if asin_col else np.zeros(0, np.int64)
+    wanted = None if listed is None else set(listed)
+    per_user: dict[str, dict[int, float]] = {}
+    unknown_items = not_listed = considered = 0
+    for user, j, rating in zip(user_col, cols.tolist(), rating_col, strict=True):
+        if j < 0:
+            unknown_items += 1
+        elif wanted is not None and user not in wanted:
+            not_listed += 1
+        else:
+            considered += 1
+            per_user.setdefault(user, {})[j] = rating  # a later row of the pair wins
+    used = sum(len(r) for r in per_user.values())
+    names = list(per_user)
+    known = users.lookup(pa.array(names, pa.string())) if names else np.zeros(0, np.int64)
+    rows = {
+        user: merged_row(x, int(row) if row >= 0 else None, per_user[user].items())
+        for user, row in zip(names, known.tolist(), strict=True)
+    }
+    file_users = dict.fromkeys(user_col)
+    skipped_users = 0
+    if listed is None:
+        strangers = [u for u in file_users if u not in rows]
+        if strangers:
+            skipped_users = int((users.lookup(pa.array(strangers, pa.string())) < 0).sum())
+    summary = RatingsSummary(
+        path=Path(path),
+        read=len(user_col),
+        used=used,
+        unknown_items=unknown_items,
+        not_listed=not_listed,
+        replaced=considered - used,
+        users=len(rows),
+        users_skipped=skipped_users,
+    )
+    return rows, summary
+
+
+def _ratings_line(s: RatingsSummary) -> str:
+    reasons = [
+        (s.unknown_items, "of products the model does not know"),
+        (s.not_listed, "of users --users does not list"),
+        (s.replaced, "replaced by a later row of the same user and product"),
+    ]
+    skipped = s.read - s.used
+    why = "; ".join(f"{n:,} {text}" for n, text in reasons if n)
+    line = (
+        f"Read {_plural(s.read, 'rating')} from {s.path}: {s.used:,} used"
+        + (f", {skipped:,} skipped ({why})" if skipped else "")
+        + f"; {_plural(s.users, 'user')} folded in"
+    )
+    if s.users_skipped:
+        line += (
+            f"; skipping {_plural(s.users_skipped, 'user')} of the file unknown to the model "
+            "with no rating of a product it knows"
+        )
+    return line
+
+
 def recommend_users(
     *,
     data_dir: str | Path,
@@ -252,10 +481,15 @@ def recommend_users(
     mode: str = "best",
     split: str = "none",
     users_file: str | Path | None = None,
+    ratings_file: str | Path | None = None,
     model_dir: str | Path = DEFAULT_MODEL_DIR,
     min_engagement: int = MIN_ENGAGEMENT,
     echo: Callable[[str], None] = print,
 ) -> RecommendResult:
+    """``deepcart recommend``: the top-``k`` of every known user, or of those ``users_file``
+    lists, written to ``out``. With ``ratings_file`` (:func:`read_ratings`) its users are
+    folded in (:func:`fold_in_rows`) and, without ``users_file``, recommended for too; a listed
+    user the model does not know is recommended for when the file rates a product it knows."""
     check_mode(mode)
     out = Path(out)
     if out.suffix not in (".parquet", ".csv"):
@@ -280,17 +514,39 @@ def recommend_users(
     model, items = load_model_items(path)
     train = load_split(data_dir, tag, split).read("train")
     x_all, users = interactions(train, items)
-    unknown = 0
+    wanted = None
     if users_file is not None:
         wanted = list(dict.fromkeys(read_user_list(users_file)))  # each listed user once
-        idx = users.lookup(pa.array(wanted, pa.string()))
-        unknown = int((idx < 0).sum())
-        rows = idx[idx >= 0]
+    folded: dict[str, sp.csr_matrix] = {}
+    summary = None
+    if ratings_file is not None:
+        folded, summary = fold_in_rows(ratings_file, x_all, users, items, wanted)
+        echo(_ratings_line(summary))
+    extra = pa.array(list(folded), pa.string())
+    unknown = 0
+    if wanted is not None:
+        ids = pa.array(wanted, pa.string())
+        keep = (users.lookup(ids) >= 0) | pc.is_in(ids, value_set=extra).to_numpy(
+            zero_copy_only=False
+        )
+        unknown = int((~keep).sum())
+        ids = ids.filter(pa.array(keep))
         if unknown:
-            echo(f"Skipping {unknown:,} of {len(wanted):,} listed users unknown to the model")
+            echo(
+                f"Skipping {unknown:,} of {len(wanted):,} listed users unknown to the model"
+                + (" with no rating of a product it knows in --ratings" if summary else "")
+            )
+    elif folded:  # every known user and every user of the file, in id order
+        ids = IdIndex.from_values(pa.concat_arrays([users.ids.cast(pa.string()), extra])).ids
     else:
-        rows = np.arange(len(users))
-    x = x_all[rows]
+        ids = users.ids
+    rows = users.lookup(ids)
+    if folded:  # the file's users take their folded-in rows, stacked under the training rows
+        at = _positions(ids, extra)
+        rows = np.where(at >= 0, len(users) + at, rows)
+        x = sp.vstack([x_all, *folded.values()], format="csr")[rows]
+    else:
+        x = x_all[rows]
     allowed = candidates(x_all, mode, min_engagement)
     if allowed is not None and not allowed.any():
         most = int(np.bincount(x_all.indices, minlength=x_all.shape[1]).max(initial=0))
@@ -304,7 +560,7 @@ def recommend_users(
         model_input(x, mode, model.feedback), k=k, candidates=allowed, exclude=x
     )
     seconds = time.perf_counter() - started
-    table = recommendation_table(recs, scores, items, user_ids=users.ids.take(pa.array(rows)))
+    table = recommendation_table(recs, scores, items, user_ids=ids)
     if mode == "worst":
         table = _with_worst_reviews(table, paths.reviews)
     with atomic_path(out, suffix=out.suffix) as tmp:
@@ -316,7 +572,13 @@ def recommend_users(
         f"Wrote {_plural(table.num_rows, 'recommendation')} for {_plural(len(rows), 'user')} "
         f"to {out} ({seconds:.2f} s, {len(rows) / max(seconds, 1e-9):,.0f} users/s)"
     )
-    return RecommendResult(out, len(rows), table.num_rows, unknown, seconds)
+    return RecommendResult(out, len(rows), table.num_rows, unknown, seconds, summary)
+
+
+def _positions(values: pa.Array, of: pa.Array) -> np.ndarray:
+    """The position of each of ``values`` in ``of`` (int64), -1 where it is not there."""
+    idx = pc.index_in(values, value_set=of)
+    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _plural(n: int, noun: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,3 +126,27 @@ def rating_rows(
     )
     m.sort_indices()
     return m
+
+
+def merged_row(
+    x: sp.csr_matrix, row: int | None, updates: Iterable[tuple[int, float]]
+) -> sp.csr_matrix:
+    """Row ``row`` of ``x`` (None: an empty row) with ``updates`` merged over it, as 1 x n CSR.
+
+    ``updates`` are (column index, rating) pairs: one of a column the row holds replaces its
+    value, and of several updates of one column the last wins. The result is float32 with sorted
+    indices. The service folds a user in from their training row merged with their stored
+    reviews (:meth:`deepcart.serve.state.ServingState.user_row`), ``deepcart recommend
+    --ratings`` with the ratings of its file: the same rows, made by this one function.
+    """
+    merged: dict[int, float] = {}
+    if row is not None:
+        s, e = x.indptr[row], x.indptr[row + 1]
+        merged = dict(zip(x.indices[s:e].tolist(), x.data[s:e].tolist(), strict=True))
+    for j, rating in updates:
+        merged[j] = rating
+    cols = np.fromiter(sorted(merged), dtype=np.int32, count=len(merged))
+    vals = np.array([merged[c] for c in cols.tolist()], dtype=np.float32)
+    return sp.csr_matrix(
+        (vals, cols, np.array([0, len(cols)], dtype=np.int32)), shape=(1, x.shape[1])
+    )

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+#: A user id the service and ``recommend --ratings`` accept: 1-128 letters, digits or
+#: ``_ . : @ + = -`` (Amazon's are 28 capitals and digits).
+USER_ID_PATTERN = r"^[A-Za-z0-9_.:@+=\-]{1,128}$"
+#: A product id (Amazon's parent_asin: 10 capitals and digits).
+ASIN_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
 KIND_KEY = b"deepcart.kind"
 SOURCE_KEY = b"deepcart.source_format"
 

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from deepcart.data.schema import ASIN_PATTERN, USER_ID_PATTERN
+
 #: Most recommendations per user in one answer.
 MAX_K = 100
 #: Most user ids in one ``users=`` list.
@@ -16,10 +18,6 @@ MAX_N = 1000
 MAX_TITLE = 500
 MAX_TEXT = 20_000
 
-#: A user id: 1-128 letters, digits or ``_ . : @ + = -`` (Amazon's are 28 capitals and digits).
-USER_ID_PATTERN = r"^[A-Za-z0-9_.:@+=\-]{1,128}$"
-#: A product id (Amazon's parent_asin: 10 capitals and digits).
-ASIN_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
 Mode = Literal["best", "worst"]
 UserId = Annotated[str, Field(pattern=USER_ID_PATTERN, description="a user id")]

@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from deepcart.data.matrix import IdIndex, interactions
+from deepcart.data.matrix import IdIndex, interactions, merged_row
 from deepcart.data.mining import excerpt, worst_reviews
 from deepcart.data.paths import require_dataset
 from deepcart.data.split import load_split
@@ -202,22 +202,11 @@ class ServingState:
     # ---------------------------------------------------------------- recommending
 
     def user_row(self, user_id: str, stored: Sequence[tuple[str, float]]) -> sp.csr_matrix:
-        """The 1 x n_items rating row of a user: training row, stored reviews merged over it."""
-        x = self.train
-        row = self.user_index.get(user_id)
-        merged: dict[int, float] = {}
-        if row is not None:
-            s, e = x.indptr[row], x.indptr[row + 1]
-            merged = dict(zip(x.indices[s:e].tolist(), x.data[s:e].tolist(), strict=True))
-        for asin, rating in stored:
-            j = self.item_index.get(asin)
-            if j is not None:
-                merged[j] = rating
-        cols = np.fromiter(sorted(merged), dtype=np.int32, count=len(merged))
-        vals = np.array([merged[c] for c in cols.tolist()], dtype=np.float32)
-        return sp.csr_matrix(
-            (vals, cols, np.array([0, len(cols)], dtype=np.int32)), shape=(1, len(self.item_ids))
-        )
+        """The 1 x n_items rating row of a user: training row, stored reviews merged over it
+        (stored reviews of items the model does not know are left out)."""
+        index = self.item_index
+        updates = [(j, r) for asin, r in stored if (j := index.get(asin)) is not None]
+        return merged_row(self.train, self.user_index.get(user_id), updates)
 
     def cached(
         self, user_id: str, stored: Sequence[tuple[str, float]], k: int, mode: str
