@@ -480,6 +480,21 @@ def test_bad_csv_ratings_name_the_line_and_field(
     assert not out.exists()
 
 
+def test_a_bad_ratings_file_fails_before_the_split_loads(
+    root: Path, als: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import deepcart.recommend as rec
+
+    def no_split(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the split was loaded before the ratings file was checked")
+
+    monkeypatch.setattr(rec, "load_split", no_split)
+    path = tmp_path / "bad.csv"
+    path.write_text("user_id,parent_asin,rating\nu01,i0,6\n")
+    with pytest.raises(InputError, match=r"bad.csv:2: rating: expected a number from 1 to 5"):
+        _recommend(root, tmp_path / "o.csv", ratings_file=path)
+
+
 @pytest.mark.parametrize(
     ("table", "where"),
     [

@@ -402,6 +402,8 @@ def fold_in_rows(
     users: IdIndex,
     items: IdIndex,
     listed: Sequence[str] | None = None,
+    *,
+    parsed: tuple[list[str], list[str], list[float]] | None = None,
 ) -> tuple[dict[str, sp.csr_matrix], RatingsSummary]:
     """The rating rows of the users of the ratings file ``path`` (:func:`read_ratings`): their
     training rows in ``x`` (rows ``users``, columns ``items``) with the file's ratings merged over
@@ -409,9 +411,10 @@ def fold_in_rows(
 
     Ratings of products ``items`` does not know are skipped; with ``listed`` (the ``--users``
     list), so are the rows of users it does not list. Returns ``{user_id: 1 x n_items row}``
-    for every user with a used rating, and what became of the file's rows.
+    for every user with a used rating, and what became of the file's rows. ``parsed``: what
+    :func:`read_ratings` already returned for ``path`` (it is then not read again).
     """
-    user_col, asin_col, rating_col = read_ratings(path)
+    user_col, asin_col, rating_col = parsed if parsed is not None else read_ratings(path)
     cols = items.lookup(pa.array(asin_col, pa.string())) if asin_col else np.zeros(0, np.int64)
     wanted = None if listed is None else set(listed)
     per_user: dict[str, dict[int, float]] = {}
@@ -499,6 +502,11 @@ def recommend_users(
     paths = require_dataset(data_dir, tag)
     check_outside_dataset(out, data_dir, tag, "the recommendations")
     path = require_model(model_dir, tag, split, model_type, mode, data_dir)
+    # The inputs first: a bad row of a file is reported before the model and split load.
+    wanted = None
+    if users_file is not None:
+        wanted = list(dict.fromkeys(read_user_list(users_file)))  # each listed user once
+    parsed = read_ratings(ratings_file) if ratings_file is not None else None
     retrain = f"retrain it with: {train_command(tag, split, model_type, mode, model_dir, data_dir)}"
     split_json = paths.splits(split) / "split.json"
     current = read_split_meta(split_json).get("split_id") if split_json.is_file() else None
@@ -514,13 +522,10 @@ def recommend_users(
     model, items = load_model_items(path)
     train = load_split(data_dir, tag, split).read("train")
     x_all, users = interactions(train, items)
-    wanted = None
-    if users_file is not None:
-        wanted = list(dict.fromkeys(read_user_list(users_file)))  # each listed user once
     folded: dict[str, sp.csr_matrix] = {}
     summary = None
     if ratings_file is not None:
-        folded, summary = fold_in_rows(ratings_file, x_all, users, items, wanted)
+        folded, summary = fold_in_rows(ratings_file, x_all, users, items, wanted, parsed=parsed)
         echo(_ratings_line(summary))
     extra = pa.array(list(folded), pa.string())
     unknown = 0
