@@ -584,3 +584,14 @@ def test_export_reviews_round_trip_matches_the_service(
             assert [a for a, _ in got] == [a for a, _ in want], (user, mode)
             assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-4)
         assert not {a for a, _ in lists["newbie"]} & {"i2", "i3", "i4"}
+
+
+def test_recommendation_table_refuses_a_catalog_column_it_already_has() -> None:
+    """``columns=("rank",)`` used to give a table with two ``rank`` columns."""
+    items = IdIndex(pa.array(["a", "b"]))
+    catalog = pa.table({"parent_asin": ["a", "b"], "rank": [9, 9], "title": ["A", "B"]})
+    idx, scores = np.array([[1, 0]]), np.array([[0.9, 0.1]])
+    with pytest.raises(InputError, match=r"^columns: rank is already a column of the table"):
+        recommendation_table(idx, scores, items, catalog=catalog, columns=("title", "rank"))
+    table = recommendation_table(idx, scores, items, catalog=catalog, columns=("title",))
+    assert table.column_names == ["row", "parent_asin", "rank", "score", "title"]

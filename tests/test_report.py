@@ -303,3 +303,45 @@ def test_report_displays_in_headless_chromium(
     assert not outside, outside
     assert not errors, errors
     assert shot.stat().st_size > 50_000
+
+
+def test_damaged_summaries_are_listed_and_worst_mode_has_its_own(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A repeats.json or tune file of the wrong shape (seeds a number, per_split a number,
+    best_on text) used to end the report in a TypeError/ValueError traceback; a p-value of null
+    read "nan"; an --out inside the dataset was written there, where build replaces it."""
+    good = {"per_split": [0.1, 0.2], "mean": 0.15, "se": 0.05}
+    model = {"metrics": {"ndcg": good}, "best_on": 1, "paired_t_test_p_vs_best_ndcg": None}
+    base = {"k": 10, "seeds": [0, 1], "best_model": "a", "models": {"a": model, "b": model}}
+    reports = tmp_path / "reports" / TAG
+    (reports / "users").mkdir(parents=True)
+    (reports / "users" / "repeats.json").write_text(json.dumps({**base, "mode": "best"}))
+    (reports / "users" / "repeats-worst.json").write_text(json.dumps({**base, "mode": "worst"}))
+    bad = {
+        "last-out": {**base, "seeds": 2},
+        "random": {**base, "models": {"a": {**model, "best_on": "x"}}},
+        "timestamp": {**base, "models": {"a": {"metrics": {"ndcg": {**good, "per_split": 3}}}}},
+    }
+    for split, doc in bad.items():
+        (reports / split).mkdir()
+        (reports / split / "repeats.json").write_text(json.dumps(doc))
+    (reports / "users" / "tune").mkdir()
+    (reports / "users" / "tune" / "als.json").write_text('{"best": {}, "trials": [], "seeds": 1}')
+    args = ["report", "--data-dir", str(dataset / "data"), "--data-tag", TAG]
+    assert main([*args, "--reports-dir", str(tmp_path / "reports")]) == 0
+    doc = (reports / "index.html").read_text(encoding="utf-8")
+    assert doc.index("best mode, K=10: over 2 splits") < doc.index("worst mode, K=10: over 2")
+    assert "<td>b</td><td>0.1500 ± 0.0500</td><td>0.1000..0.2000</td>" in doc
+    assert "<td>1 of 2</td><td>-</td>" in doc and "<td>nan</td>" not in doc
+    for why in (
+        "last-out/repeats.json: &#x27;seeds&#x27; is not a list",
+        "random/repeats.json: model &#x27;a&#x27;: &#x27;best_on&#x27; is not a number",
+        "timestamp/repeats.json: model &#x27;a&#x27;: ndcg: &#x27;per_split&#x27; is not a list",
+        "tune/als.json: &#x27;seeds&#x27; is not a list",
+    ):
+        assert why in doc
+    inside = dataset / "data" / TAG / "report.html"
+    assert main([*args, "--out", str(inside)]) == 2
+    assert "is inside the folder of dataset" in capsys.readouterr().err
+    assert not inside.exists()

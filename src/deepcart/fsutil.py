@@ -62,6 +62,19 @@ def make_dirs(path: str | Path, what: str) -> Path:
     return path
 
 
+def check_dirs(path: str | Path, what: str) -> Path:
+    """That ``mkdir -p path`` would not fail on an ancestor that is a file, without making any
+    folder: a long job checks where it will write before it starts, not after its work (an
+    :class:`InputError` that starts with ``what``, as :func:`make_dirs` raises)."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise InputError(f"{what}: {p} exists and is not a directory")
+            break
+    return path
+
+
 def _cannot_write(final: Path, exc: OSError) -> InputError:
     return InputError(f"cannot write {final}: {exc.strerror or exc}")
 

@@ -144,6 +144,12 @@ def recommendation_table(
         }
     )
     if catalog is not None:
+        clash = [c for c in columns if c in table.column_names]
+        if clash:
+            raise InputError(
+                f"columns: {', '.join(clash)} is already a column of the table "
+                f"({', '.join(table.column_names)}); name catalog columns to add"
+            )
         missing = [c for c in ("parent_asin", *columns) if c not in catalog.column_names]
         if missing:
             raise InputError(

@@ -119,3 +119,38 @@ def test_repeat_needs_a_seeded_split_and_a_positive_count(
     )
     assert main(_args(workdir, "--type", "popular", "--repeat", "0")) == 2
     assert "--repeat" in capsys.readouterr().err
+
+
+def test_best_and_worst_mode_summaries_do_not_replace_each_other(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """A worst-mode ``test --repeat`` used to overwrite the best-mode repeats.json."""
+    common = dict(
+        data_dir=workdir / "data", tag="t", model_types=["popular", "random"],
+        split_params=SplitParams(seed=0), repeats=2, model_dir=tmp_path / "models",
+        reports_dir=tmp_path / "reports", min_engagement=1, echo=lambda s: None, progress=False,
+    )  # fmt: skip
+    evaluate_repeated(mode="best", **common)  # type: ignore[arg-type]
+    evaluate_repeated(mode="worst", **common)  # type: ignore[arg-type]
+    root = tmp_path / "reports" / "t" / "users"
+    best = json.loads((root / "repeats.json").read_text())
+    worst = json.loads((root / "repeats-worst.json").read_text())
+    assert best["mode"] == "best" and sorted(best["models"]) == ["popular", "random"]
+    assert worst["mode"] == "worst" and sorted(worst["models"]) == ["popular-worst", "random-worst"]
+
+
+def test_repeat_checks_where_it_writes_before_the_first_fit(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A --reports-dir that is a file used to fail after the first split's fits."""
+    blocker = tmp_path / "reports-file"
+    blocker.write_text("x")
+    args = _args(workdir, "--type", "popular", "--repeat", "2")
+    args[args.index("--reports-dir") + 1] = str(blocker)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "Split 1 of 2" not in captured.out
+    assert captured.err == (
+        f"deepcart: error: cannot write {blocker}/t/users/repeats.json: {blocker} exists and is "
+        "not a directory\n"
+    )

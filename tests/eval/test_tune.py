@@ -174,3 +174,38 @@ def test_tune_a_neural_model_says_it_crosses_the_halves(
     assert main(_tune(workdir, "--type", "dae", "--grid", grid, "--params", params)) == 0
     out = capsys.readouterr().out
     assert "each fitted twice: early stopping on one half, scored on the other" in out
+
+
+def test_a_number_written_two_ways_is_one_combination() -> None:
+    """``[{"reg": [50]}, {"reg": [50.0]}]`` used to fit reg 50 twice and rank it twice."""
+    grids = parse_grid('[{"reg": [50, 200]}, {"reg": [200.0, 50.0]}, {"implicit": [true, 1]}]')
+    assert combinations(grids) == [{"reg": 50}, {"reg": 200}, {"implicit": True}, {"implicit": 1}]
+
+
+def test_the_test_command_scores_as_the_tuning_did() -> None:
+    """The printed ``deepcart test`` line used to drop --top-k and --min-engagement: the best
+    combination at K=5 was then tested at K=10, on other candidate items."""
+    worst = command_to_test(
+        "d", "t", "ease", {"reg": 5}, SplitParams(), "worst", k=5, min_engagement=3
+    )
+    assert shlex.split(worst)[-6:] == ["--top-k", "5", "--mode", "worst", "--min-engagement", "3"]
+    # Defaults are left out; --min-engagement only matters in worst mode.
+    best = command_to_test("d", "t", "ease", {"reg": 5}, SplitParams(), "best", min_engagement=3)
+    assert "--top-k" not in best and "--min-engagement" not in best
+
+
+def test_tune_checks_where_it_writes_before_the_first_fit(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A --reports-dir that is a file used to fail only after every fit, losing the run."""
+    blocker = tmp_path / "reports-file"
+    blocker.write_text("x")
+    args = _tune(workdir, "--type", "ease", "--grid", '{"reg": [1, 30]}')
+    args[args.index("--reports-dir") + 1] = str(blocker)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert "[1/2]" not in captured.out
+    assert captured.err == (
+        f"deepcart: error: cannot write {blocker}/t/users/tune/ease.json: {blocker} exists and "
+        "is not a directory\n"
+    )

@@ -10,7 +10,9 @@ how many splits it was the best, and a paired t-test over the splits against the
 best mean NDCG@K.
 
 Files: each split's reports go to ``<reports>/<tag>/<protocol>/seed-<s>/<model>/`` (as
-``deepcart test`` writes them), the summary to ``<reports>/<tag>/<protocol>/repeats.json``.
+``deepcart test`` writes them), the summary to ``<reports>/<tag>/<protocol>/repeats.json``
+(``repeats-worst.json`` in worst mode, as a worst-mode model's reports go to ``<model>-worst``:
+one mode's summary does not replace the other's).
 The split on disk is the one the given seed names again afterwards (saved models and
 ``recommend`` check it), also when a repeat fails.
 """
@@ -39,7 +41,7 @@ from deepcart.eval.evaluate import (
     fmt_number,
     json_number,
 )
-from deepcart.fsutil import atomic_write_text
+from deepcart.fsutil import atomic_write_text, check_dirs
 from deepcart.modes import MIN_ENGAGEMENT
 
 #: Protocols whose split depends on the seed (the others would repeat the same split).
@@ -118,6 +120,13 @@ class SeededSplits:
     def __exit__(self, *exc: object) -> None:
         if self.changed:
             make_split(self.data_dir, self.tag, self.split_params, echo=lambda s: None)
+
+
+def summary_path(reports_dir: str | Path, tag: str, protocol: str, mode: str) -> Path:
+    """Where :func:`evaluate_repeated` writes its summary: ``repeats.json``, or
+    ``repeats-worst.json`` in worst mode."""
+    name = "repeats.json" if mode == "best" else f"repeats-{mode}.json"
+    return Path(reports_dir) / tag / protocol / name
 
 
 def mean_and_se(values: list[float]) -> tuple[float, float]:
@@ -269,6 +278,8 @@ def evaluate_repeated(
         echo=echo,
         progress=progress,
     )
+    path = summary_path(reports_dir, tag, split_params.protocol, mode)
+    check_dirs(path.parent, f"cannot write {path}")  # before the first fit, not after the last
     runs: list[list[EvalResult]] = []
     with SeededSplits(data_dir, tag, split_params, repeats) as splits:
         for i, params_i in enumerate(splits):
@@ -285,7 +296,6 @@ def evaluate_repeated(
     echo("")
     for line in format_summary(summary, k, seeds):
         echo(line)
-    path = Path(reports_dir) / tag / split_params.protocol / "repeats.json"
     _write_summary(path, summary, k, mode, split_params, seeds)
     echo(f"Summary written to {path}")
     return summary

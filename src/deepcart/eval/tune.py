@@ -44,7 +44,7 @@ from deepcart.errors import InputError
 from deepcart.eval import metrics as M
 from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, TOPN, aligned, evaluate_model
 from deepcart.eval.repeat import SeededSplits, metrics_doc, summarise_metrics
-from deepcart.fsutil import atomic_write_text
+from deepcart.fsutil import atomic_write_text, check_dirs
 from deepcart.models import create, model_class, parse_json, parse_params
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode
 from deepcart.training import fit_model, load_trainable, model_key, split_id
@@ -125,11 +125,23 @@ def combinations(grid: Grid | list[Grid]) -> list[dict[str, Any]]:
         names = list(g)
         for values in itertools.product(*g.values()):
             combo = dict(zip(names, values, strict=True))
-            key = json.dumps(combo, sort_keys=True)
+            key = json.dumps(_same_numbers(combo), sort_keys=True)
             if key not in seen:
                 seen.add(key)
                 out.append(combo)
     return out
+
+
+def _same_numbers(value: Any) -> Any:
+    """``value`` with each whole float as the int it equals (``50.0`` -> ``50``), so that two
+    combinations that differ only in how a number is written are one (a bool stays a bool)."""
+    if isinstance(value, dict):
+        return {k: _same_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_same_numbers(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _label(params: dict[str, Any]) -> str:
@@ -175,6 +187,9 @@ def tune_model(
         except InputError as exc:
             why = str(exc).removeprefix("--params: ")
             raise InputError(f"--grid: {why}") from None
+    path = Path(reports_dir) / tag / split_params.protocol / "tune"
+    path = path / f"{model_key(model_type, mode)}.json"
+    check_dirs(path.parent, f"cannot write {path}")  # before the first fit, not after the last
     early_stopping = bool(getattr(model_class(model_type), "uses_validation", False))
     per_combo: list[dict[str, list[float]]] = [{m: [] for m in METRICS} for _ in combos]
     fit_times: list[list[float]] = [[] for _ in combos]
@@ -223,11 +238,10 @@ def tune_model(
         echo(line)
     best = trials[0]
     command = command_to_test(
-        data_dir, tag, model_type, {**base, **best.params}, split_params, mode, len(seeds)
-    )
+        data_dir, tag, model_type, {**base, **best.params}, split_params, mode, len(seeds),
+        k=k, min_engagement=min_engagement,
+    )  # fmt: skip
     echo(f"Best: {_label(best.params)}; on the test users: {command}")
-    path = Path(reports_dir) / tag / split_params.protocol / "tune"
-    path = path / f"{model_key(model_type, mode)}.json"
     doc = {
         "deepcart_version": __version__,
         "model": model_type,
@@ -311,8 +325,12 @@ def command_to_test(
     split_params: SplitParams,
     mode: str,
     repeats: int = 1,
+    *,
+    k: int = 10,
+    min_engagement: int = MIN_ENGAGEMENT,
 ) -> str:
-    """The ``deepcart test`` command line for these hyperparameters on the same split(s)."""
+    """The ``deepcart test`` command line for these hyperparameters on the same split(s),
+    scored as the tuning was (the same K and, in worst mode, the same ``--min-engagement``)."""
     parts = ["deepcart", "test", "--data-dir", str(data_dir), "--data-tag", tag]
     parts += ["--type", model_type, "--params", json.dumps(params)]
     if split_params.protocol != "users":
@@ -326,8 +344,12 @@ def command_to_test(
         parts += ["--holdout-by", split_params.holdout_by]
     if (split_params.t1, split_params.t2) != (default.t1, default.t2):
         parts += ["--cut-points", f"{split_params.t1},{split_params.t2}"]
+    if k != 10:
+        parts += ["--top-k", str(k)]
     if mode != "best":
         parts += ["--mode", mode]
+        if min_engagement != MIN_ENGAGEMENT:
+            parts += ["--min-engagement", str(min_engagement)]
     if repeats > 1:
         parts += ["--repeat", str(repeats)]
     return shlex.join(parts)

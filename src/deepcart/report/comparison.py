@@ -60,6 +60,33 @@ def ndcg(doc: dict[str, Any]) -> float:
     return num(doc["metrics"].get("ndcg"))
 
 
+def _damage(doc: dict[str, Any], list_key: str | None) -> str | None:
+    """What is wrong with the shape of a summary the report reads (None: nothing): ``seeds``
+    and ``list_key`` must be lists, a repeats summary's per-split values lists of numbers and
+    its ``best_on`` counts numbers, a tune file's trials objects."""
+    if not isinstance(doc.get("seeds", []), list):
+        return "'seeds' is not a list"
+    if list_key is not None:
+        if not isinstance(doc.get(list_key), list):
+            return f"no '{list_key}' list"
+        if not all(isinstance(t, dict) for t in doc[list_key]):
+            return f"'{list_key}' holds something other than objects"
+        return None
+    for name, entry in doc["models"].items():
+        if not isinstance(entry, dict):
+            return f"model {name!r}: not an object"
+        best_on = entry.get("best_on")
+        if best_on is not None and math.isnan(num(best_on)):
+            return f"model {name!r}: 'best_on' is not a number"
+        metrics = entry.get("metrics", {})
+        if not isinstance(metrics, dict):
+            return f"model {name!r}: 'metrics' is not an object"
+        for key, m in metrics.items():
+            if isinstance(m, dict) and not isinstance(m.get("per_split", []), list):
+                return f"model {name!r}: {key}: 'per_split' is not a list"
+    return None
+
+
 def _load_all(
     root: Path, pattern: str, key: str, list_key: str | None = None
 ) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
@@ -71,20 +98,23 @@ def _load_all(
         doc = _read(path, key, problems)
         if doc is None:
             continue
-        if list_key is not None and not isinstance(doc.get(list_key), list):
-            problems.append(f"{path}: no '{list_key}' list")
+        damage = _damage(doc, list_key)
+        if damage is not None:
+            problems.append(f"{path}: {damage}")
             continue
         found.append((path, doc))
     return found, problems
 
 
 def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every ``<reports_dir>/<tag>/*/repeats.json`` (one per split protocol); and a note for
-    each file that could not be read."""
-    found, problems = _load_all(reports_dir / tag, "*/repeats.json", "models")
+    """Every ``<reports_dir>/<tag>/*/repeats.json`` and ``repeats-worst.json`` (one per split
+    protocol and mode); and a note for each file that could not be read."""
+    found, problems = _load_all(reports_dir / tag, "*/repeats*.json", "models")
     for path, doc in found:
         doc.setdefault("split", path.parent.name)
-    return [doc for _, doc in found], problems
+    docs = [doc for _, doc in found]  # per split, best mode first (as the comparison's groups)
+    docs.sort(key=lambda d: (str(d["split"]), d.get("mode", "best") != "best"))
+    return docs, problems
 
 
 def load_tunes(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
