@@ -463,6 +463,9 @@ def test_ratings_counts_reconcile_and_users_lists_new_users(
         # A quoted field over two lines: the bad row starts on line 4.
         ("multi.csv", 'text,user_id,parent_asin,rating\n"two\nlines",u01,i0,5\nx,u01,i1,0\n',
          ":4: rating: expected a number from 1 to 5, got '0'"),
+        # A quote never closed: said so, at the line its row starts on, not "rating: got ''".
+        ("quote.csv", 'user_id,parent_asin,rating\nu01,i0,5\nu01,"i1,4\nu02,i2,3\n',
+         ":3: not a readable CSV (unexpected end of data)"),
     ],
 )  # fmt: skip
 def test_bad_csv_ratings_name_the_line_and_field(

@@ -372,7 +372,7 @@ def _csv_columns(p: Path) -> tuple[_Columns, Callable[[int], str]]:
     try:
         # A byte order mark is not part of the first column's name.
         with p.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
+            reader = csv.reader(f, strict=True)  # an unclosed quote is an error, not EOF
             header = next(reader, None)
             names = [name.strip() for name in header or []]
             missing = [c for c in RATINGS_COLUMNS if c not in names]
