@@ -25,6 +25,9 @@ def test_rating_rows_maps_parent_asins_to_the_model_columns(items: IdIndex) -> N
         x.toarray(), [[1.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.5]]
     )
     assert rating_rows([], items).shape == (0, 4)
+    # Any iterable of users, a generator too.
+    rows = rating_rows(({"a": 1.0 + i} for i in range(3)), items)
+    assert rows.shape == (3, 4) and rows[:, 0].toarray().ravel().tolist() == [1.0, 2.0, 3.0]
 
 
 def test_rating_rows_feed_recommend_and_the_rated_items_are_excluded(items: IdIndex) -> None:
@@ -38,9 +41,12 @@ def test_rating_rows_feed_recommend_and_the_rated_items_are_excluded(items: IdIn
     ("ratings", "message"),
     [
         ([{"a": 5.0}, {"zz": 4.0}], "ratings[1]: unknown parent_asin 'zz'; expected one of the 4"),
-        ([{"a": "5"}], "ratings[0]['a']: expected a finite number (a rating), got '5'"),
-        ([{"a": float("nan")}], "ratings[0]['a']: expected a finite number"),
-        ([{"a": True}], "ratings[0]['a']: expected a finite number"),
+        ([{"a": "5"}], "ratings[0]['a']: expected a rating, a number from 1 to 5, got '5'"),
+        ([{"a": float("nan")}], "ratings[0]['a']: expected a rating, a number from 1 to 5"),
+        ([{"a": True}], "ratings[0]['a']: expected a rating, a number from 1 to 5"),
+        ([{"b": 4}, {"a": 0}], "ratings[1]['a']: expected a rating, a number from 1 to 5, got 0"),
+        ([{"a": 5.5}], "ratings[0]['a']: expected a rating, a number from 1 to 5, got 5.5"),
+        (7, "ratings: expected a list with one {parent_asin: rating} mapping per user, got a int"),
         ([{3: 5.0}], "ratings[0]: expected parent_asin strings as keys, got 3"),
         ([["a", "b"]], "ratings[0]: expected a {parent_asin: rating} mapping, got list"),
         ({"a": 5.0}, "ratings: expected a list with one {parent_asin: rating} mapping per user"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,25 +71,32 @@ def interactions(
 
 
 def rating_rows(
-    ratings: Sequence[Mapping[str, float]], items: IdIndex, *, name: str = "ratings"
+    ratings: Iterable[Mapping[str, float]], items: IdIndex, *, name: str = "ratings"
 ) -> sp.csr_matrix:
     """Interaction rows for users given by what they rated, ready for ``recommend`` (fold-in).
 
-    ``ratings`` holds one ``{parent_asin: rating}`` mapping per user (an empty mapping: a user
-    who rated nothing yet); ``items`` is the item index of the model (``SplitData.items``, or
-    the second value of :func:`deepcart.recommend.load_model_items`). Returns a
-    ``(len(ratings), len(items))`` float32 CSR matrix with sorted indices, row ``i`` for
-    ``ratings[i]``.
+    ``ratings`` holds one ``{parent_asin: rating}`` mapping per user, ratings 1 to 5 as in the
+    data (a list, or any iterable; an empty mapping: a user who rated nothing yet); ``items`` is
+    the item index of the model (``SplitData.items``, or the second value of
+    :func:`deepcart.recommend.load_model_items`). Returns a ``(number of users, len(items))``
+    float32 CSR matrix with sorted indices, row ``i`` for the ``i``-th user.
 
     Raises :class:`~deepcart.errors.InputError` naming ``name`` and the user's position for a
     user that is not a mapping, a parent_asin the model does not know, or a rating that is not
-    a finite number.
+    a number from 1 to 5.
     """
     if isinstance(ratings, Mapping) or isinstance(ratings, str | bytes):
         raise InputError(
             f"{name}: expected a list with one {{parent_asin: rating}} mapping per user, "
             f"got a {type(ratings).__name__}"
         )
+    try:
+        ratings = list(ratings)
+    except TypeError:
+        raise InputError(
+            f"{name}: expected a list with one {{parent_asin: rating}} mapping per user, "
+            f"got a {type(ratings).__name__}"
+        ) from None
     asins: list[str] = []
     values: list[float] = []
     counts = np.zeros(len(ratings), dtype=np.int64)
@@ -105,9 +112,10 @@ def rating_rows(
             ok = isinstance(rating, int | float | np.integer | np.floating) and not isinstance(
                 rating, bool
             )
-            if not ok or not math.isfinite(rating):
+            if not ok or not math.isfinite(rating) or not 1 <= rating <= 5:
                 raise InputError(
-                    f"{name}[{i}][{asin!r}]: expected a finite number (a rating), got {rating!r}"
+                    f"{name}[{i}][{asin!r}]: expected a rating, a number from 1 to 5, "
+                    f"got {rating!r}"
                 )
             asins.append(asin)
             values.append(float(rating))
