@@ -341,6 +341,24 @@ def test_every_answer_from_the_state_names_its_version(client: TestClient) -> No
         assert call().headers["x-deepcart-version"] == str(version + 1)
 
 
+def test_the_spec_documents_the_version_header(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    documented = {
+        (path, method)
+        for path, ops in spec["paths"].items()
+        for method, op in ops.items()
+        if any("X-DeepCart-Version" in (a.get("headers") or {}) for a in op["responses"].values())
+    }
+    assert documented == {
+        ("/health", "get"), ("/random_users", "get"), ("/check_users", "get"),
+        ("/users/{user_id}/reviews", "post"), ("/users/{user_id}/reviews", "get"),
+        ("/recommendations", "get"), ("/users/{user_id}/recommendations", "get"),
+        ("/items/{parent_asin}", "get"),
+    }  # fmt: skip
+    post = spec["paths"]["/users/{user_id}/reviews"]["post"]["responses"]
+    assert "X-DeepCart-Version" in post["201"]["headers"]  # on the answer it is sent with
+
+
 def test_reload_is_off_without_a_token(world: World, tmp_path: Path) -> None:
     app = create_app(world.settings(tmp_path / "r.db", admin_token=None))
     with TestClient(app) as c:

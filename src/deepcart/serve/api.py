@@ -36,6 +36,7 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -443,6 +444,10 @@ async def reload_model(holder: Annotated[StateHolder, Depends(get_holder)]) -> d
     return await _reload(holder, "model")
 
 
+#: Every router of the API, included without a prefix.
+ROUTERS = (health, users, recommendations, items, admin)
+
+
 # ------------------------------------------------------------------------------ errors
 
 
@@ -662,10 +667,11 @@ def create_app(
         docs_url=None,  # mount_docs: Swagger UI from local files, not a CDN
         redoc_url=None,  # ReDoc loads its logo from a CDN
     )
-    for router in (health, users, recommendations, items, admin):
+    for router in ROUTERS:
         app.include_router(router, dependencies=[Depends(one_value_each)])
     mount_ui(app)  # the web demo at /, on the same endpoints (deepcart deploy)
     mount_docs(app)
+    document_version_header(app, ROUTERS)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
@@ -675,6 +681,38 @@ def create_app(
     app.add_exception_handler(DeepCartError, _error(status.HTTP_400_BAD_REQUEST))
     app.add_exception_handler(Exception, _on_unexpected)
     return app
+
+
+def _uses_state(dependant: Any) -> bool:
+    return any(d.call is get_state or _uses_state(d) for d in dependant.dependencies)
+
+
+def document_version_header(app: FastAPI, routers: tuple[APIRouter, ...]) -> None:
+    """Add ``X-DeepCart-Version`` to the OpenAPI spec's success answer of every operation of
+    ``routers`` (included without a prefix) that reads the serving state (FastAPI does not see
+    headers set in a dependency)."""
+    build = app.openapi
+    header = {
+        "description": "the serving state this answer came from (/health's version; it "
+        "increases with every reload): product details cached under an older one are stale",
+        "schema": {"type": "string"},
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        for route in (r for router in routers for r in router.routes):
+            if not isinstance(route, APIRoute) or not _uses_state(route.dependant):
+                continue
+            for method in route.methods:
+                op = spec["paths"].get(route.path_format, {}).get(method.lower())
+                answer = op and op["responses"].get(str(route.status_code or 200))
+                if answer is not None:
+                    answer.setdefault("headers", {})[VERSION_HEADER] = header
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:
