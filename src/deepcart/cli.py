@@ -849,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=_positive_int, default=10, help="K of the top-K metrics")
     p.add_argument(
         "--metric",
-        choices=["ndcg", "recall", "map", "precision", "hit_rate", "mrr"],
+        choices=["ndcg", "map", "recall", "precision", "hit_rate", "mrr"],  # eval.TOPN
         default="ndcg",
         help="rank the combinations by this metric at K",
     )

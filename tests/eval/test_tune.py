@@ -209,3 +209,14 @@ def test_tune_checks_where_it_writes_before_the_first_fit(
         f"deepcart: error: cannot write {blocker}/t/users/tune/ease.json: {blocker} exists and "
         "is not a directory\n"
     )
+
+
+def test_the_cli_offers_every_metric_tune_ranks_by() -> None:
+    # cli.py names the choices itself (importing eval for them would load numpy and pyarrow for
+    # every command): they must stay the metrics tune knows.
+    from deepcart.cli import build_parser
+    from deepcart.eval.tune import METRICS
+
+    tune = next(a for a in build_parser()._actions if a.choices and "tune" in a.choices)
+    metric = next(a for a in tune.choices["tune"]._actions if a.dest == "metric")
+    assert list(metric.choices) == list(METRICS)
