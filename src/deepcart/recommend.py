@@ -230,13 +230,19 @@ def check_fitted(
         )
 
 
-def read_user_list(path: str | Path) -> list[str]:
-    """User ids from a text file (one per line), a CSV with a user_id column, or Parquet."""
+def _input_file(path: str | Path, flag: str, expected: str) -> Path:
+    """``path`` as a Path, or an InputError naming ``flag`` when it is a folder or missing."""
     p = Path(path)
     if p.is_dir():
-        raise InputError(f"--users: {p} is a directory, expected a file of user ids")
+        raise InputError(f"{flag}: {p} is a directory, expected {expected}")
     if not p.is_file():
-        raise InputError(f"--users: no such file: {p}")
+        raise InputError(f"{flag}: no such file: {p}")
+    return p
+
+
+def read_user_list(path: str | Path) -> list[str]:
+    """User ids from a text file (one per line), a CSV with a user_id column, or Parquet."""
+    p = _input_file(path, "--users", "a file of user ids")
     if p.suffix == ".parquet":
         try:
             table = pq.read_table(p)
@@ -291,11 +297,7 @@ def read_ratings(path: str | Path) -> tuple[list[str], list[str], list[float]]:
     user_id or parent_asin, a user id the service would refuse, a rating that is not a number
     from 1 to 5.
     """
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"--ratings: {p} is a directory, expected a Parquet or CSV file")
-    if not p.is_file():
-        raise InputError(f"--ratings: no such file: {p}")
+    p = _input_file(path, "--ratings", "a Parquet or CSV file")
     if p.suffix == ".parquet":
         columns, where = _parquet_columns(p)
     else:
