@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from deepcart.errors import InputError
 from deepcart.modes import LOW, model_input, relevant
 
 
@@ -48,3 +49,26 @@ def test_worst_mode_input_matches_the_coo_round_trip(canonical: bool, feedback: 
     check = relevant(x, "worst")
     want = coo_reference(x, x.data <= LOW, x.data)
     np.testing.assert_array_equal(check.toarray(), want.toarray())
+
+
+def test_recommend_in_mode_is_the_three_steps() -> None:
+    from deepcart.models import create
+    from deepcart.modes import candidates, recommend_in_mode
+
+    x = ratings(4, canonical=True)
+    x.eliminate_zeros()
+    for mode in ("best", "worst"):
+        model = create("popular").fit(model_input(x, mode, "implicit"))
+        allowed = candidates(x, mode, min_engagement=3)
+        idx, scores = recommend_in_mode(model, x[:5], 4, mode, allowed=allowed)
+        want = model.recommend(
+            model_input(x[:5], mode, model.feedback), k=4, candidates=allowed, exclude=x[:5]
+        )
+        assert (idx == want[0]).all() and np.allclose(scores, want[1])
+        for u in range(5):  # nothing rated, high or low, and only allowed items
+            rated = set(x[u].indices.tolist())
+            shown = [i for i in idx[u].tolist() if i >= 0]
+            assert rated.isdisjoint(shown)
+            assert allowed is None or all(allowed[i] for i in shown)
+    with pytest.raises(InputError, match="--mode: expected 'best' or 'worst'"):
+        recommend_in_mode(model, x[:1], 2, "meh")

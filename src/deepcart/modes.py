@@ -15,6 +15,8 @@ Everything the user rated (high or low) is excluded from their list.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -82,3 +84,22 @@ def candidates(train: sp.csr_matrix, mode: str, min_engagement: int) -> np.ndarr
     if min_engagement < 0:
         raise InputError(f"--min-engagement: expected >= 0, got {min_engagement}")
     return np.bincount(train.indices, minlength=train.shape[1]) >= min_engagement
+
+
+def recommend_in_mode(
+    model: Any,
+    rows: sp.csr_matrix,
+    k: int,
+    mode: str = "best",
+    *,
+    allowed: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``model.recommend`` for users' rating rows as ``mode`` presents them: the rows go in as
+    the model learnt in that mode (:func:`model_input`), only ``allowed`` items are ranked
+    (:func:`candidates`; None: all), and everything the user rated, high or low, is excluded.
+    Returns ``(item_indices, scores)`` of shape (n_users, k), best first (in worst mode: the
+    most likely hated first)."""
+    check_mode(mode)
+    return model.recommend(
+        model_input(rows, mode, model.feedback), k=k, candidates=allowed, exclude=rows
+    )

@@ -41,7 +41,7 @@ from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
 from deepcart.models.base import Recommender, read_model_meta
-from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, model_input
+from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, recommend_in_mode
 from deepcart.training import model_path
 
 
@@ -569,9 +569,7 @@ def recommend_users(
         )
     k = min(k, model.n_items_)  # a list holds each item once: a larger --k only pads
     started = time.perf_counter()
-    recs, scores = model.recommend(
-        model_input(x, mode, model.feedback), k=k, candidates=allowed, exclude=x
-    )
+    recs, scores = recommend_in_mode(model, x, k, mode, allowed=allowed)
     seconds = time.perf_counter() - started
     table = recommendation_table(recs, scores, items, user_ids=ids)
     if mode == "worst":
