@@ -13,8 +13,6 @@ know is folded in from the file's ratings alone.
 from __future__ import annotations
 
 import csv
-import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +34,7 @@ from deepcart.data.paths import (
     check_outside_dataset,
     require_dataset,
 )
-from deepcart.data.schema import USER_ID_PATTERN
+from deepcart.data.schema import USER_ID, rating_value
 from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path
@@ -282,8 +280,6 @@ def read_user_list(path: str | Path) -> list[str]:
     return ids
 
 
-#: A user id the service accepts (1-128 letters, digits or ``_ . : @ + = -``).
-USER_ID = re.compile(USER_ID_PATTERN.strip("^$"))
 RATINGS_COLUMNS = ("user_id", "parent_asin", "rating")
 
 
@@ -324,16 +320,13 @@ def read_ratings(path: str | Path) -> tuple[list[str], list[str], list[float]]:
 
 
 def _rating(value: object) -> float | None:
-    """A rating as a float, or None when it is not a number from 1 to 5."""
+    """A rating as a float (a CSV's text too), or None when it is not a number from 1 to 5."""
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) and 1.0 <= value <= 5.0 else None
+    return rating_value(value)
 
 
 _Columns = tuple[list[Any], list[Any], list[Any]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
 
+from deepcart.data.schema import rating_value
 from deepcart.errors import InputError
 
 
@@ -109,16 +109,14 @@ def rating_rows(
         for asin, rating in user.items():
             if not isinstance(asin, str):
                 raise InputError(f"{name}[{i}]: expected parent_asin strings as keys, got {asin!r}")
-            ok = isinstance(rating, int | float | np.integer | np.floating) and not isinstance(
-                rating, bool
-            )
-            if not ok or not math.isfinite(rating) or not 1 <= rating <= 5:
+            value = rating_value(rating)
+            if value is None:
                 raise InputError(
                     f"{name}[{i}][{asin!r}]: expected a rating, a number from 1 to 5, "
                     f"got {rating!r}"
                 )
             asins.append(asin)
-            values.append(float(rating))
+            values.append(value)
         counts[i] = len(user)
     cols = items.lookup(pa.array(asins, pa.string()))
     if (cols < 0).any():

@@ -8,13 +8,29 @@ only these columns. A file's kind is recorded in its Parquet schema metadata und
 
 from __future__ import annotations
 
+import math
+import re
+
+import numpy as np
 import pyarrow as pa
 
 #: A user id the service and ``recommend --ratings`` accept: 1-128 letters, digits or
 #: ``_ . : @ + = -`` (Amazon's are 28 capitals and digits).
 USER_ID_PATTERN = r"^[A-Za-z0-9_.:@+=\-]{1,128}$"
+#: :data:`USER_ID_PATTERN` compiled, for ``fullmatch``.
+USER_ID = re.compile(USER_ID_PATTERN.strip("^$"))
 #: A product id (Amazon's parent_asin: 10 capitals and digits).
 ASIN_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+
+
+def rating_value(value: object) -> float | None:
+    """``value`` as a rating (a float from 1 to 5), or None when it is not a number (a bool is
+    not) or not finite or outside 1..5."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        return None
+    rating = float(value)
+    return rating if math.isfinite(rating) and 1.0 <= rating <= 5.0 else None
+
 
 KIND_KEY = b"deepcart.kind"
 SOURCE_KEY = b"deepcart.source_format"

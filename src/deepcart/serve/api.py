@@ -24,7 +24,6 @@ import contextlib
 import gc
 import logging
 import os
-import re
 import secrets
 import socket
 import sys
@@ -42,6 +41,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepcart import __version__
+from deepcart.data.schema import USER_ID
 from deepcart.errors import DeepCartError
 from deepcart.serve.config import Settings, bound_to, listen_on, settings_env, url_of
 from deepcart.serve.docs import mount_docs
@@ -77,7 +77,6 @@ from deepcart.serve.ui import mount_ui
 
 log = logging.getLogger(__name__)
 
-_USER_ID = re.compile(USER_ID_PATTERN.strip("^$"))
 #: The largest request body accepted (a review's longest title and text, escaped, fit in it).
 MAX_BODY_BYTES = 256 * 1024
 
@@ -223,7 +222,7 @@ def parse_users(text: str) -> list[str]:
     if len(ids) > MAX_USERS:
         raise _invalid("query", "users", f"at most {MAX_USERS} user ids, got {len(ids)}")
     for u in ids:
-        if not _USER_ID.fullmatch(u):
+        if not USER_ID.fullmatch(u):
             shown = u if len(u) <= 40 else u[:40] + "..."
             raise _invalid(
                 "query",
