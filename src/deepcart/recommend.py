@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from deepcart.data.matrix import IdIndex, interactions, merged_row
+from deepcart.data.matrix import IdIndex, interactions, merged_row, positions
 from deepcart.data.mining import excerpt, worst_reviews
 from deepcart.data.paths import (
     DEFAULT_DATA_DIR,
@@ -399,23 +399,22 @@ def _csv_columns(p: Path) -> tuple[_Columns, Callable[[int], str]]:
 
 def fold_in_rows(
     path: str | Path,
+    ratings: tuple[list[str], list[str], list[float]],
     x: sp.csr_matrix,
     users: IdIndex,
     items: IdIndex,
     listed: Sequence[str] | None = None,
-    *,
-    parsed: tuple[list[str], list[str], list[float]] | None = None,
 ) -> tuple[dict[str, sp.csr_matrix], RatingsSummary]:
-    """The rating rows of the users of the ratings file ``path`` (:func:`read_ratings`): their
-    training rows in ``x`` (rows ``users``, columns ``items``) with the file's ratings merged over
-    them, the last row of a user and product winning, as the service folds in stored reviews.
+    """The rating rows of the users of the ratings file ``path``, whose rows ``ratings`` are
+    (:func:`read_ratings`): their training rows in ``x`` (rows ``users``, columns ``items``)
+    with the file's ratings merged over them, the last row of a user and product winning, as the
+    service folds in stored reviews.
 
     Ratings of products ``items`` does not know are skipped; with ``listed`` (the ``--users``
     list), so are the rows of users it does not list. Returns ``{user_id: 1 x n_items row}``
-    for every user with a used rating, and what became of the file's rows. ``parsed``: what
-    :func:`read_ratings` already returned for ``path`` (it is then not read again).
+    for every user with a used rating, and what became of the file's rows.
     """
-    user_col, asin_col, rating_col = parsed if parsed is not None else read_ratings(path)
+    user_col, asin_col, rating_col = ratings
     cols = items.lookup(pa.array(asin_col, pa.string())) if asin_col else np.zeros(0, np.int64)
     wanted = None if listed is None else set(listed)
     per_user: dict[str, dict[int, float]] = {}
@@ -507,7 +506,7 @@ def recommend_users(
     wanted = None
     if users_file is not None:
         wanted = list(dict.fromkeys(read_user_list(users_file)))  # each listed user once
-    parsed = read_ratings(ratings_file) if ratings_file is not None else None
+    ratings = read_ratings(ratings_file) if ratings_file is not None else None
     retrain = f"retrain it with: {train_command(tag, split, model_type, mode, model_dir, data_dir)}"
     split_json = paths.splits(split) / "split.json"
     current = read_split_meta(split_json).get("split_id") if split_json.is_file() else None
@@ -525,16 +524,14 @@ def recommend_users(
     x_all, users = interactions(train, items)
     folded: dict[str, sp.csr_matrix] = {}
     summary = None
-    if ratings_file is not None:
-        folded, summary = fold_in_rows(ratings_file, x_all, users, items, wanted, parsed=parsed)
+    if ratings_file is not None and ratings is not None:
+        folded, summary = fold_in_rows(ratings_file, ratings, x_all, users, items, wanted)
         echo(_ratings_line(summary))
     extra = pa.array(list(folded), pa.string())
     unknown = 0
     if wanted is not None:
         ids = pa.array(wanted, pa.string())
-        keep = (users.lookup(ids) >= 0) | pc.is_in(ids, value_set=extra).to_numpy(
-            zero_copy_only=False
-        )
+        keep = (users.lookup(ids) >= 0) | (positions(ids, extra) >= 0)
         unknown = int((~keep).sum())
         ids = ids.filter(pa.array(keep))
         if unknown:
@@ -548,7 +545,7 @@ def recommend_users(
         ids = users.ids
     rows = users.lookup(ids)
     if folded:  # the file's users take their folded-in rows, stacked under the training rows
-        at = _positions(ids, extra)
+        at = positions(ids, extra)
         rows = np.where(at >= 0, len(users) + at, rows)
         x = sp.vstack([x_all, *folded.values()], format="csr")[rows]
     else:
@@ -577,12 +574,6 @@ def recommend_users(
         f"to {out} ({seconds:.2f} s, {len(rows) / max(seconds, 1e-9):,.0f} users/s)"
     )
     return RecommendResult(out, len(rows), table.num_rows, unknown, seconds, summary)
-
-
-def _positions(values: pa.Array, of: pa.Array) -> np.ndarray:
-    """The position of each of ``values`` in ``of`` (int64), -1 where it is not there."""
-    idx = pc.index_in(values, value_set=of)
-    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _plural(n: int, noun: str) -> str:

@@ -14,6 +14,12 @@ from deepcart.data.schema import rating_value
 from deepcart.errors import InputError
 
 
+def positions(values: pa.Array | pa.ChunkedArray, of: pa.Array) -> np.ndarray:
+    """The position of each of ``values`` in ``of`` (int64), -1 where it is not there."""
+    idx = pc.index_in(values, value_set=of)
+    return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class IdIndex:
     """A sorted array of unique string ids; position = index."""
@@ -32,8 +38,7 @@ class IdIndex:
 
     def lookup(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Indices of ``values`` (int64), -1 where a value is unknown."""
-        idx = pc.index_in(values, value_set=self.ids)
-        return pc.fill_null(idx, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        return positions(values, self.ids)
 
     def index_of(self, value: str) -> int:
         """The index of one id, -1 when it is unknown (``lookup`` for a single value)."""
