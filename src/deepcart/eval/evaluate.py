@@ -342,6 +342,11 @@ def fmt_number(x: float | None, digits: int = 4) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
+def fmt_p(p: float) -> str:
+    """A p-value for a table (two significant digits); NaN (no test) as ``-``."""
+    return "-" if math.isnan(p) else f"{p:.2g}"
+
+
 def aligned(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     """A printed table: the header, a rule and the rows, the first ``left`` columns aligned
     left and the others right."""
@@ -395,9 +400,7 @@ def format_table(results: list[EvalResult], best: EvalResult) -> list[str]:
                 fmt_number(r.fit_seconds, 2),
                 fmt_number(r.recommend_seconds, 2),
                 fmt_number(r.peak_rss_mb, 0),
-                "-"
-                if r is best
-                else (f"{r.p_vs_best:.2g}" if not math.isnan(r.p_vs_best) else "-"),
+                "-" if r is best else fmt_p(r.p_vs_best),
             ]
         )
     lines = aligned(head, rows)

@@ -39,6 +39,7 @@ from deepcart.eval.evaluate import (
     aligned,
     evaluate_models,
     fmt_number,
+    fmt_p,
     json_number,
 )
 from deepcart.fsutil import atomic_write_text, check_dirs
@@ -237,7 +238,7 @@ def format_summary(results: list[RepeatedResult], k: int, seeds: list[int]) -> l
                 fmt_number(r.mean.get("rmse", math.nan)),
                 fmt_number(r.fit_seconds, 2),
                 f"{r.best_on} of {len(seeds)}",
-                "-" if r is best or math.isnan(r.p_vs_best) else f"{r.p_vs_best:.2g}",
+                "-" if r is best else fmt_p(r.p_vs_best),
             ]
         )
     return [

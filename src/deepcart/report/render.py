@@ -15,6 +15,7 @@ from deepcart.data.build import load_manifest
 from deepcart.data.mining import excerpt
 from deepcart.data.paths import check_outside_dataset, require_dataset
 from deepcart.errors import InputError
+from deepcart.eval.evaluate import fmt_p
 from deepcart.fsutil import atomic_path
 from deepcart.modes import LOW, MIN_ENGAGEMENT
 from deepcart.report import charts
@@ -58,11 +59,6 @@ def _f(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.{digits}f}"
-
-
-def _p(value: float) -> str:
-    """A p-value as the terminal tables print it; "-" where there is none (null: no test)."""
-    return "-" if math.isnan(value) else f"{value:.2g}"
 
 
 def _pct(part: float, whole: float) -> str:
@@ -196,7 +192,7 @@ def _models_table(g: Group) -> str:
                 for key in ("map", "recall", "hit_rate", "mrr", "coverage")
             )
             + f"<td>{_f(num(d.get('fit_seconds')), 3)}</td><td>{_n(d.get('users_scored'))}</td>"
-            f"<td>{'best' if d.get('best_model') == d['model'] else _p(p)}</td></tr>"
+            f"<td>{'best' if d.get('best_model') == d['model'] else fmt_p(p)}</td></tr>"
         )
     return f"<table class='num'>{head}{''.join(body)}</table>"
 
@@ -435,7 +431,7 @@ def _repeats_table(doc: dict[str, Any]) -> str:
         values = [v for v in values if not math.isnan(v)]
         spread = f"{_f(min(values), 4)}..{_f(max(values), 4)}" if values else "-"
         p = num(entry.get("paired_t_test_p_vs_best_ndcg"))
-        best = "best" if doc.get("best_model") == name else _p(p)
+        best = "best" if doc.get("best_model") == name else fmt_p(p)
         body.append(
             f"<tr><td>{_e(name)}</td><td>{mean_se(nd)}</td><td>{spread}</td>"
             f"<td>{mean_se(metric(entry, 'recall'))}</td>"
