@@ -75,6 +75,19 @@ def check_dirs(path: str | Path, what: str) -> Path:
     return path
 
 
+def check_input_file(path: str | Path, flag: str, expected: str | None = None) -> Path:
+    """``path`` as a Path if it is a file; else an :class:`InputError` naming ``flag``: no such
+    file, a folder (saying what was ``expected``, when given), or not a file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{flag}: no such file: {p}")
+    if expected is not None and p.is_dir():
+        raise InputError(f"{flag}: {p} is a directory, expected {expected}")
+    if not p.is_file():
+        raise InputError(f"{flag}: not a file: {p}")
+    return p
+
+
 def _cannot_write(final: Path, exc: OSError) -> InputError:
     return InputError(f"cannot write {final}: {exc.strerror or exc}")
 

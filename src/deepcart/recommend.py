@@ -37,7 +37,7 @@ from deepcart.data.paths import (
 from deepcart.data.schema import USER_ID, rating_value
 from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
-from deepcart.fsutil import atomic_path
+from deepcart.fsutil import atomic_path, check_input_file
 from deepcart.models.base import Recommender, read_model_meta
 from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, recommend_in_mode
 from deepcart.training import model_path
@@ -228,19 +228,9 @@ def check_fitted(
         )
 
 
-def _input_file(path: str | Path, flag: str, expected: str) -> Path:
-    """``path`` as a Path, or an InputError naming ``flag`` when it is a folder or missing."""
-    p = Path(path)
-    if p.is_dir():
-        raise InputError(f"{flag}: {p} is a directory, expected {expected}")
-    if not p.is_file():
-        raise InputError(f"{flag}: no such file: {p}")
-    return p
-
-
 def read_user_list(path: str | Path) -> list[str]:
     """User ids from a text file (one per line), a CSV with a user_id column, or Parquet."""
-    p = _input_file(path, "--users", "a file of user ids")
+    p = check_input_file(path, "--users", "a file of user ids")
     if p.suffix == ".parquet":
         try:
             table = pq.read_table(p)
@@ -293,7 +283,7 @@ def read_ratings(path: str | Path) -> tuple[list[str], list[str], list[float]]:
     user_id or parent_asin, a user id the service would refuse, a rating that is not a number
     from 1 to 5.
     """
-    p = _input_file(path, "--ratings", "a Parquet or CSV file")
+    p = check_input_file(path, "--ratings", "a Parquet or CSV file")
     if p.suffix == ".parquet":
         columns, where = _parquet_columns(p)
     else:

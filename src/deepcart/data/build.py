@@ -26,7 +26,7 @@ from deepcart.data.engine_duckdb import BuildParams
 from deepcart.data.paths import DatasetPaths, dataset_paths
 from deepcart.data.schema import canonical_problem
 from deepcart.errors import InputError
-from deepcart.fsutil import make_dirs, sha256_file
+from deepcart.fsutil import check_input_file, make_dirs, sha256_file
 
 MANIFEST_VERSION = 1
 ENGINES = ("duckdb", "spark")
@@ -88,13 +88,6 @@ def _resolve_input(
         lines_skipped=dict(sorted(report.skipped.items())),
     )
     return Path(report.output), record
-
-
-def _check_local_file(path: Path, flag: str) -> None:
-    if not path.exists():
-        raise InputError(f"{flag}: no such file: {path}")
-    if not path.is_file():
-        raise InputError(f"{flag}: not a file: {path}")
 
 
 def _local_or_uri(path: str | Path, flag: str, engine: str) -> Path | str:
@@ -203,7 +196,7 @@ def build_dataset(
     named = [("--reviews-file", reviews_file), ("--items-file", items_path)]
     for flag, path in [*named, *(("--extra-reviews", e) for e in extras)]:
         if isinstance(path, Path):  # the cheap checks, before a Spark start (seconds)
-            _check_local_file(path, flag)
+            check_input_file(path, flag)
     out_root = make_dirs(output_dir, "--output-dir")
     if engine == "spark":
         get_spark(spark_master)  # the JVM (seconds) once the cheap checks passed
