@@ -354,3 +354,97 @@ def test_a_log_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     blocker.write_text("a file where the TensorBoard folder goes")
     with pytest.raises(InputError, match=r"^log_dir: .*runs exists and is not a directory$"):
         fast("dae", tmp_path, log_dir=str(blocker / "sub"), epochs=1).fit(planted())
+
+
+# ------------------------------------------------------------------------------ RecVAE's options
+
+RECVAE = {
+    "encoder": "dense",
+    "prior": "composite",
+    "beta_per_interaction": 0.005,
+    "alternate": 2,
+    "hidden_dim": 16,
+    "latent_dim": 8,
+}
+
+
+def test_composite_log_prior_is_the_three_part_mixture() -> None:
+    from deepcart.models.vae import composite_log_prior
+
+    rng = np.random.default_rng(0)
+    z, mu, logvar = (rng.normal(size=(4, 3)) for _ in range(3))
+
+    def normal(x: np.ndarray, m: np.ndarray | float, var: np.ndarray | float) -> np.ndarray:
+        return np.exp(-((x - m) ** 2) / (2 * var)) / np.sqrt(2 * np.pi * var)
+
+    expected = np.log(
+        3 / 20 * normal(z, 0.0, 1.0)
+        + 3 / 4 * normal(z, mu, np.exp(logvar))
+        + 1 / 10 * normal(z, 0.0, np.exp(10.0))
+    )
+    got = composite_log_prior(torch, *(torch.from_numpy(a) for a in (z, mu, logvar)))
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-10)
+
+
+def test_recvae_options_learn_fold_in_save_and_reload(tmp_path: Path) -> None:
+    x = planted()
+    model = fast("vae", tmp_path, epochs=30, **RECVAE).fit(x)
+    assert [type(m).__name__ for m in model.net_["decoder"]] == ["Linear"]  # linear decoder
+    assert len(model.net_["encoder"]["layers"]) == 5
+    half = x.shape[1] // 2
+    for group in (0, 1):  # a new user's list follows their items
+        new = sp.csr_matrix(
+            ([1.0, 1.0, 1.0], ([0, 0, 0], np.array([1, 2, 3]) + group * half)),
+            shape=(1, x.shape[1]),
+        )
+        idx, _ = model.recommend(new, k=5)
+        assert (idx[0] // half == group).mean() >= 0.8
+    assert model._old_encoder is None  # the prior's copy of the encoder is for training only
+    model.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.score(x[:15]), model.score(x[:15]))
+    again = fast("vae", tmp_path, epochs=30, **RECVAE).fit(x)
+    np.testing.assert_array_equal(again.score(x[:10]), model.score(x[:10]))
+
+
+@pytest.mark.parametrize("part", ["encoder", "decoder"])
+def test_an_alternating_pass_trains_its_part_only(
+    part: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = fast("vae", tmp_path, epochs=1, **RECVAE)
+    monkeypatch.setattr(type(model), "_passes", lambda self: (part,) * 3)
+    before = {}
+    real_build = type(model)._build
+
+    def build(self: object, n_items: int) -> object:
+        net = real_build(self, n_items)
+        before.update({k: v.detach().clone() for k, v in net.state_dict().items()})
+        return net
+
+    monkeypatch.setattr(type(model), "_build", build)
+    model.fit(planted())
+    after = model.net_.state_dict()
+    for key, value in before.items():
+        changed = not torch.equal(value, after[key])
+        assert changed == key.startswith(part), key
+
+
+def test_beta_per_interaction_weighs_each_users_kl_by_their_interactions(tmp_path: Path) -> None:
+    x = planted()  # one batch of every user per pass
+    model = fast("vae", tmp_path, epochs=2, batch_size=len(x.indptr), beta_per_interaction=0.01)
+    model.fit(x)
+    mean_interactions = x.nnz / x.shape[0]
+    assert [h["beta"] for h in model.history_] == pytest.approx([0.01 * mean_interactions] * 2)
+
+
+def test_recvae_options_are_checked(tmp_path: Path) -> None:
+    x = planted()
+    for params, match in [
+        ({"encoder": "cnn"}, "encoder: expected one of 'mlp', 'dense', got 'cnn'"),
+        ({"prior": "flat"}, "prior: expected one of 'standard', 'composite', got 'flat'"),
+        ({"beta_per_interaction": -0.1}, "beta_per_interaction"),
+        ({"alternate": 1.5}, "alternate"),
+        ({"encoder": "dense", "hidden_dim": 0}, "hidden_dim: expected at least 1 with encoder"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            fast("vae", tmp_path, **params).fit(x)

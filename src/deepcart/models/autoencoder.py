@@ -119,7 +119,7 @@ class AutoRecModel(NeuralRecommender):
         return net
 
     def _loss(
-        self, net: torch.nn.Module, batch: SparseBatch, step: int
+        self, net: torch.nn.Module, batch: SparseBatch, step: int, part: str
     ) -> tuple[torch.Tensor, dict[str, float]]:
         # Dropped-out ratings are still targets: the network must predict them from the others.
         out = batch.dropout(float(self.dropout)).through(net)

@@ -78,7 +78,7 @@ class MultDAEModel(MultinomialRecommender):
         )
 
     def _loss(
-        self, net: torch.nn.Module, batch: SparseBatch, step: int
+        self, net: torch.nn.Module, batch: SparseBatch, step: int, part: str
     ) -> tuple[torch.Tensor, dict[str, float]]:
         logits = self._logits(net, batch, train=True)
         return multinomial_nll(require_torch(self.name), logits, batch), {}

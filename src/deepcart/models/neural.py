@@ -365,10 +365,11 @@ class NeuralRecommender(Recommender):
     Subclasses define ``__init__`` (their own keyword-only hyperparameters and ``**shared``,
     passing both to :meth:`_set_params`), ``defaults`` (the shared hyperparameters whose
     default differs for the family), ``_build(n_items)`` (the ``torch.nn.Module``),
-    ``_prepare(x)`` (the
-    CSR matrix the network sees, e.g. binarised), ``_loss(net, batch, step)`` (a scalar loss
-    tensor for a :class:`SparseBatch` of rows, plus scalars to log) and ``_forward(net, batch)``
-    (the dense scores of a :class:`SparseBatch` in eval mode).
+    ``_prepare(x)`` (the CSR matrix the network sees, e.g. binarised), ``_loss(net, batch,
+    step, part)`` (a scalar loss tensor for a :class:`SparseBatch` of rows in the pass
+    ``part`` of an epoch, plus scalars to log) and ``_forward(net, batch)`` (the dense scores of
+    a :class:`SparseBatch` in eval mode); optionally ``_passes()`` (an epoch's passes over the
+    users, one by default) and ``_epoch_start(net)``.
 
     Shared hyperparameters (defaults in :data:`SHARED_DEFAULTS`, unless the family's
     ``defaults`` says otherwise):
@@ -438,9 +439,18 @@ class NeuralRecommender(Recommender):
         return x
 
     def _loss(
-        self, net: torch.nn.Module, batch: SparseBatch, step: int
+        self, net: torch.nn.Module, batch: SparseBatch, step: int, part: str
     ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The loss of a mini-batch in the pass ``part`` of an epoch (see :meth:`_passes`)."""
         raise NotImplementedError
+
+    def _passes(self) -> tuple[str, ...]:
+        """The passes over the training users that make one epoch, each named for ``_loss``
+        (the default: one pass training the whole network; ``vae`` can alternate parts)."""
+        return ("all",)
+
+    def _epoch_start(self, net: torch.nn.Module) -> None:  # noqa: B027 (optional hook)
+        """Called before each training epoch (``vae``'s composite prior copies the encoder)."""
 
     def _forward(self, net: torch.nn.Module, batch: SparseBatch) -> torch.Tensor:
         raise NotImplementedError
@@ -549,21 +559,26 @@ class NeuralRecommender(Recommender):
             try:
                 for epoch in bar:
                     net.train()
-                    order = rows[rng.permutation(len(rows))]
-                    total, extras = 0.0, {}
-                    for start in range(0, len(order), bs):
-                        batch = SparseBatch(data[order[start : start + bs]], device)
-                        loss, extra = self._loss(net, batch, step)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        optimizer.step()
-                        step += 1
-                        n = batch.n_rows
-                        total += float(loss.detach()) * n
-                        for k, v in extra.items():
-                            extras[k] = extras.get(k, 0.0) + v * n
-                    record = {"epoch": epoch + 1, "loss": total / len(order)}
-                    record.update({k: v / len(order) for k, v in extras.items()})
+                    self._epoch_start(net)
+                    total, extras, seen = 0.0, {}, 0
+                    for part in self._passes():
+                        order = rows[rng.permutation(len(rows))]
+                        for start in range(0, len(order), bs):
+                            batch = SparseBatch(data[order[start : start + bs]], device)
+                            loss, extra = self._loss(net, batch, step, part)
+                            # A part of the network the pass does not train has no gradient:
+                            # Adam leaves it (and its moments) as they are.
+                            optimizer.zero_grad(set_to_none=True)
+                            loss.backward()
+                            optimizer.step()
+                            step += 1
+                            n = batch.n_rows
+                            total += float(loss.detach()) * n
+                            for k, v in extra.items():
+                                extras[k] = extras.get(k, 0.0) + v * n
+                        seen += len(order)
+                    record = {"epoch": epoch + 1, "loss": total / seen}
+                    record.update({k: v / seen for k, v in extras.items()})
                     if val is not None:
                         record.update(self._val_metrics(net, device, val))
                     self.history_.append(record)
