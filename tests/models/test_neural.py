@@ -400,6 +400,10 @@ def test_recvae_options_learn_fold_in_save_and_reload(tmp_path: Path) -> None:
         idx, _ = model.recommend(new, k=5)
         assert (idx[0] // half == group).mean() >= 0.8
     assert model._old_encoder is None  # the prior's copy of the encoder is for training only
+    encoder = sum(p.numel() for p in model.net_["encoder"].parameters())
+    assert f"the composite prior's copy of the encoder {encoder:,} parameters" in (
+        model.memory_report_
+    )
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     np.testing.assert_array_equal(loaded.score(x[:15]), model.score(x[:15]))

@@ -452,6 +452,11 @@ class NeuralRecommender(Recommender):
     def _epoch_start(self, net: torch.nn.Module) -> None:  # noqa: B027 (optional hook)
         """Called before each training epoch (``vae``'s composite prior copies the encoder)."""
 
+    def _training_copies(self, net: torch.nn.Module) -> list[tuple[str, int]]:
+        """Parameters held only while training besides the network and its optimizer state,
+        as (what, count), for the memory report (``vae``'s composite prior: an encoder copy)."""
+        return []
+
     def _forward(self, net: torch.nn.Module, batch: SparseBatch) -> torch.Tensor:
         raise NotImplementedError
 
@@ -675,6 +680,8 @@ class NeuralRecommender(Recommender):
             f"network {params:,} parameters = {_mb(params * 4)} "
             f"({_mb(params * 16)} with gradients and Adam state)",
         ]
+        for what, n in self._training_copies(net):
+            parts.append(f"{what} {n:,} parameters = {_mb(n * 4)}")
         if device.type == "cuda":
             import torch
 

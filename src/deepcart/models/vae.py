@@ -236,6 +236,12 @@ class MultVAEModel(MultinomialRecommender):
         if self.prior == "composite":  # the prior's q_old: the encoder as the epoch begins
             self._old_encoder = copy.deepcopy(net["encoder"]).eval().requires_grad_(False)
 
+    def _training_copies(self, net: torch.nn.Module) -> list[tuple[str, int]]:
+        if self.prior != "composite":
+            return []
+        n = sum(p.numel() for p in net["encoder"].parameters())
+        return [("the composite prior's copy of the encoder", n)]
+
     def _train(self, *args: Any) -> None:
         try:
             super()._train(*args)
