@@ -411,11 +411,12 @@ def test_recvae_options_learn_fold_in_save_and_reload(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again.score(x[:10]), model.score(x[:10]))
 
 
+@pytest.mark.parametrize("encoder", ["dense", "mlp"])
 @pytest.mark.parametrize("part", ["encoder", "decoder"])
 def test_an_alternating_pass_trains_its_part_only(
-    part: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    part: str, encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    model = fast("vae", tmp_path, epochs=1, **RECVAE)
+    model = fast("vae", tmp_path, epochs=1, **{**RECVAE, "encoder": encoder})
     monkeypatch.setattr(type(model), "_passes", lambda self: (part,) * 3)
     before = {}
     real_build = type(model)._build

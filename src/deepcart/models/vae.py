@@ -260,9 +260,10 @@ class MultVAEModel(MultinomialRecommender):
             mu, logvar = self._encode(net["encoder"], batch, float(self.dropout))
         std = torch.exp(0.5 * logvar)
         z = mu + std * torch.randn_like(std)
-        if part == "encoder":  # the decoder fixed: no gradient reaches it
-            (out,) = net["decoder"]
-            logits = torch.nn.functional.linear(z, out.weight.detach(), out.bias.detach())
+        if part == "encoder":  # the decoder fixed: run with detached weights, no gradient
+            decoder = net["decoder"]
+            fixed = {k: v.detach() for k, v in decoder.named_parameters()}
+            logits = torch.func.functional_call(decoder, fixed, (z,))
         else:
             logits = net["decoder"](z)
         nll = multinomial_nll(torch, logits, batch)
