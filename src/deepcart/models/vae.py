@@ -51,10 +51,10 @@ Reference:
 
 With all four and RecVAE's lr 5e-4 (its gamma 0.005, its 3 encoder passes), vae's test NDCG@10
 on the synthetic benchmark set rises from 0.2907 (the paper's architecture, tuned) to 0.2942, five
-splits, beside tuned ease's 0.2977; on the two smallest real sets (Digital Music, Gift
-Cards) tuned ease stays ahead of the vae setting chosen on validation over 15 splits
-(docs/benchmarks.md, "RecVAE's changes"). An epoch with ``alternate=3`` is four passes over
-the users.
+splits, beside tuned ease's 0.2977 (over ten splits 0.2895 against 0.2902: a tie); on the two
+smallest real sets (Digital Music, Gift Cards) tuned ease stays ahead of the vae setting chosen
+on validation over 15 splits (docs/benchmarks.md, "RecVAE's changes"). An epoch with
+``alternate=3`` is four passes over the users.
 """
 
 from __future__ import annotations
