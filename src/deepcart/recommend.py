@@ -514,7 +514,7 @@ def recommend_users(
     x_all, users = interactions(train, items)
     folded: dict[str, sp.csr_matrix] = {}
     summary = None
-    if ratings_file is not None and ratings is not None:
+    if ratings is not None:
         folded, summary = fold_in_rows(ratings_file, ratings, x_all, users, items, wanted)
         echo(_ratings_line(summary))
     extra = pa.array(list(folded), pa.string())
