@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepcart.cli import main
 from deepcart.data.build import build_dataset
 from tests.data.test_build import write_reviews
 
@@ -34,3 +35,14 @@ def power_law_dataset(
         echo=lambda s: None,
     )
     return root
+
+
+def run_with_reports_dir_a_file(args: list[str], tmp_path: Path) -> Path:
+    """Run the CLI ``args`` (which name ``--reports-dir``) with ``--reports-dir`` pointing at a
+    plain file; assert it exits 2 and return that file (the caller reads capsys)."""
+    blocker = tmp_path / "reports-file"
+    blocker.write_text("x")
+    args = list(args)
+    args[args.index("--reports-dir") + 1] = str(blocker)
+    assert main(args) == 2
+    return blocker

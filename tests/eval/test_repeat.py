@@ -13,7 +13,7 @@ from deepcart.data.split import SplitParams
 from deepcart.errors import InputError
 from deepcart.eval import evaluate as E
 from deepcart.eval.repeat import check_repeats, evaluate_repeated
-from tests.eval.datasets import power_law_dataset
+from tests.eval.datasets import power_law_dataset, run_with_reports_dir_a_file
 
 
 @pytest.fixture(scope="module")
@@ -143,11 +143,8 @@ def test_repeat_checks_where_it_writes_before_the_first_fit(
     workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """A --reports-dir that is a file used to fail after the first split's fits."""
-    blocker = tmp_path / "reports-file"
-    blocker.write_text("x")
     args = _args(workdir, "--type", "popular", "--repeat", "2")
-    args[args.index("--reports-dir") + 1] = str(blocker)
-    assert main(args) == 2
+    blocker = run_with_reports_dir_a_file(args, tmp_path)
     captured = capsys.readouterr()
     assert "Split 1 of 2" not in captured.out
     assert captured.err == (

@@ -15,7 +15,7 @@ from deepcart.data.split import SplitParams, load_split
 from deepcart.eval.evaluate import evaluate_model
 from deepcart.eval.tune import combinations, command_to_test, parse_grid
 from deepcart.training import fit_model, load_trainable
-from tests.eval.datasets import power_law_dataset
+from tests.eval.datasets import power_law_dataset, run_with_reports_dir_a_file
 
 
 @pytest.fixture(scope="module")
@@ -198,11 +198,8 @@ def test_tune_checks_where_it_writes_before_the_first_fit(
     workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
     """A --reports-dir that is a file used to fail only after every fit, losing the run."""
-    blocker = tmp_path / "reports-file"
-    blocker.write_text("x")
     args = _tune(workdir, "--type", "ease", "--grid", '{"reg": [1, 30]}')
-    args[args.index("--reports-dir") + 1] = str(blocker)
-    assert main(args) == 2
+    blocker = run_with_reports_dir_a_file(args, tmp_path)
     captured = capsys.readouterr()
     assert "[1/2]" not in captured.out
     assert captured.err == (
