@@ -277,6 +277,30 @@ def test_a_repeated_query_parameter_is_422(
     assert client.get("/health?utm=a&utm=b").status_code == 200  # not a parameter: ignored
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "name", "takes"),
+    [
+        ("/recommendations", "users=A1&top_k=50", "top_k", "k, mode, users"),
+        ("/users/A1/recommendations", "k=3&Mode=worst", "Mode", "k, mode"),
+        ("/random_users", "count=20", "count", "n"),
+        ("/check_users", "users=A1&user=A2", "user", "users"),
+    ],
+)
+def test_an_unknown_query_parameter_is_422(
+    client: TestClient, path: str, query: str, name: str, takes: str
+) -> None:
+    # A misspelt parameter would otherwise be answered with the default in its place.
+    r = client.get(f"{path}?{query}")
+    assert _message(r) == f"{name}: unknown query parameter; this endpoint takes {takes}"
+    assert r.json()["detail"][0]["loc"] == ["query", name]
+    # without the stranger the same request is answered
+    known = "&".join(p for p in query.split("&") if not p.startswith(f"{name}="))
+    assert client.get(f"{path}?{known}").status_code == 200
+    # endpoints that take no query parameter ignore them (a tracking utm=...)
+    assert client.get("/health?utm=x").status_code == 200
+    assert client.get("/users/A1/reviews?utm=x").status_code == 200
+
+
 def test_every_error_has_the_same_shape(client: TestClient) -> None:
     # Starlette's own answers too (an unknown path, a wrong method), with their headers kept
     assert _message(client.get("/no/such/path"), 404) == "Not Found"

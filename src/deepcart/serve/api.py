@@ -204,13 +204,29 @@ def _invalid(where: str, name: str, msg: str, value: Any = None) -> RequestValid
 
 
 async def one_value_each(request: Request) -> None:
-    """A query parameter of the endpoint given twice is a 422 (otherwise the last would
-    silently win, and ``users=a&users=b`` would answer for b alone)."""
+    """Query parameters, checked before the endpoint's own: one given twice is a 422
+    (otherwise the last would silently win, and ``users=a&users=b`` would answer for b alone),
+    and so is one the endpoint does not know, where it takes any (a misspelt ``top_k=50`` would
+    otherwise answer with the default ``k``). Endpoints without query parameters (``/health``)
+    ignore them all, as a tracking ``utm=...`` expects."""
     params = request.query_params
-    if len(params.multi_items()) == len(params):  # len: distinct names
+    if not params:
         return
     dependant = getattr(request.scope.get("route"), "dependant", None)
-    for name in {p.alias for p in getattr(dependant, "query_params", ())}:
+    known = sorted({p.alias for p in getattr(dependant, "query_params", ())})
+    if not known:
+        return
+    for name in params:
+        if name not in known:
+            raise _invalid(
+                "query",
+                name,
+                f"unknown query parameter; this endpoint takes {', '.join(known)}",
+                params[name],
+            )
+    if len(params.multi_items()) == len(params):  # len: distinct names
+        return
+    for name in known:
         if len(found := params.getlist(name)) > 1:
             hint = " (several users: one list, users=a,b)" if name == "users" else ""
             raise _invalid("query", name, f"given {len(found)} times; give it once{hint}")
