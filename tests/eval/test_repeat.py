@@ -151,3 +151,78 @@ def test_repeat_checks_where_it_writes_before_the_first_fit(
         f"deepcart: error: cannot write {blocker}/t/users/repeats.json: {blocker} exists and is "
         "not a directory\n"
     )
+
+
+def test_a_run_on_the_same_splits_adds_its_models_to_the_summary(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """``--type popular`` then ``--type random`` on the same splits: one summary of both, as one
+    run of both would have written it (``--type ease`` then ``--type vae`` used to leave vae's
+    alone)."""
+    lines: list[str] = []
+    common = dict(
+        data_dir=workdir / "data", tag="t", split_params=SplitParams(seed=3), repeats=2,
+        model_dir=tmp_path / "models", echo=lines.append, progress=False,
+    )  # fmt: skip
+    both = tmp_path / "both"
+    evaluate_repeated(model_types=["popular", "random"], reports_dir=both, **common)  # type: ignore[arg-type]
+    apart = tmp_path / "apart"
+    evaluate_repeated(model_types=["popular"], reports_dir=apart, **common)  # type: ignore[arg-type]
+    lines.clear()
+    summary = evaluate_repeated(model_types=["random"], reports_dir=apart, **common)  # type: ignore[arg-type]
+    assert [r.model for r in summary] == ["popular", "random"]
+    assert "Kept from the earlier summary of the same splits: popular" in lines
+    one = json.loads((both / "t" / "users" / "repeats.json").read_text())
+    two = json.loads((apart / "t" / "users" / "repeats.json").read_text())
+    assert len(two["split_ids"]) == 2 and two["split_ids"] == one["split_ids"]
+    assert two["best_model"] == one["best_model"] == "popular"
+    for model in ("popular", "random"):
+        a, b = one["models"][model], two["models"][model]
+        assert b["metrics"] == a["metrics"]
+        assert b["best_on"] == a["best_on"]
+        assert b["paired_t_test_p_vs_best_ndcg"] == a["paired_t_test_p_vs_best_ndcg"]
+    assert one["models"]["random"]["paired_t_test_p_vs_best_ndcg"] is not None
+
+    # A model run again replaces its own figures, and keeps the others'.
+    lines.clear()
+    evaluate_repeated(model_types=["random"], reports_dir=apart, **common)  # type: ignore[arg-type]
+    assert sorted(json.loads((apart / "t" / "users" / "repeats.json").read_text())["models"]) == [
+        "popular",
+        "random",
+    ]
+
+
+def _ragged(doc: dict) -> str:  # the same splits, but one model's figures cut short
+    doc["models"]["popular"]["metrics"]["ndcg"]["per_split"].pop()
+    return json.dumps(doc)
+
+
+@pytest.mark.parametrize(
+    ("change", "spoil", "why"),
+    [
+        ({"k": 5}, None, "it summarised other splits or another K"),
+        ({"split_params": SplitParams(seed=4)}, None, "it summarised other splits or another K"),
+        ({}, lambda doc: "{not json", "it could not be read"),
+        ({}, lambda doc: json.dumps({**doc, "models": 3}), "it could not be read"),
+        ({}, _ragged, "it could not be read"),
+    ],
+)
+def test_a_summary_of_other_splits_is_replaced_and_the_run_says_so(
+    workdir: Path, tmp_path: Path, change: dict, spoil: object, why: str
+) -> None:
+    lines: list[str] = []
+    common = dict(
+        data_dir=workdir / "data", tag="t", repeats=2, model_dir=tmp_path / "models",
+        reports_dir=tmp_path / "reports", echo=lines.append, progress=False,
+    )  # fmt: skip
+    evaluate_repeated(model_types=["popular"], split_params=SplitParams(seed=3), **common)  # type: ignore[arg-type]
+    path = tmp_path / "reports" / "t" / "users" / "repeats.json"
+    if callable(spoil):
+        path.write_text(spoil(json.loads(path.read_text())))
+    lines.clear()
+    evaluate_repeated(  # type: ignore[arg-type]
+        model_types=["random"], **{"split_params": SplitParams(seed=3), **change, **common}
+    )
+    doc = json.loads(path.read_text())
+    assert list(doc["models"]) == ["random"] and doc["best_model"] == "random"
+    assert [line for line in lines if line.startswith("Replaced")] == [f"Replaced {path}: {why}"]

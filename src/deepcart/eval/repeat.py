@@ -12,7 +12,11 @@ best mean NDCG@K.
 Files: each split's reports go to ``<reports>/<tag>/<protocol>/seed-<s>/<model>/`` (as
 ``deepcart test`` writes them), the summary to ``<reports>/<tag>/<protocol>/repeats.json``
 (``repeats-worst.json`` in worst mode, as a worst-mode model's reports go to ``<model>-worst``:
-one mode's summary does not replace the other's).
+one mode's summary does not replace the other's). A run on the very splits of the summary already
+there (the same split ids, hence the same dataset, protocol and seeds; the same K) adds its models
+to it: ``--type ease`` then ``--type vae`` leave one summary of both, compared on the same
+splits; a model run again replaces its earlier figures. A summary of other splits is replaced,
+and the run says so.
 The split on disk is the one the given seed names again afterwards (saved models and
 ``recommend`` check it), also when a repeat fails.
 """
@@ -30,7 +34,7 @@ import numpy as np
 
 from deepcart import __version__
 from deepcart.data.paths import DEFAULT_MODEL_DIR
-from deepcart.data.split import SplitParams, make_split
+from deepcart.data.split import SplitParams, load_split, make_split
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
 from deepcart.eval.evaluate import (
@@ -44,6 +48,7 @@ from deepcart.eval.evaluate import (
 )
 from deepcart.fsutil import atomic_write_text, check_dirs
 from deepcart.modes import MIN_ENGAGEMENT
+from deepcart.training import split_id
 
 #: Protocols whose split depends on the seed (the others would repeat the same split).
 SEEDED = ("users", "random")
@@ -163,39 +168,33 @@ def metrics_doc(
 
 def summarize_runs(runs: list[list[EvalResult]]) -> list[RepeatedResult]:
     """Each model's metrics over the runs (one list of results per split, same models)."""
-    names = [r.model for r in runs[0]]
-    best_each = []
-    for results in runs:
-        scores = [r.metrics["ndcg"] for r in results]
-        finite = [s for s in scores if not math.isnan(s)]
-        best_each.append(max(finite) if finite else math.nan)
     out = []
-    for i, name in enumerate(names):
+    for i, name in enumerate(r.model for r in runs[0]):
         rows = [results[i] for results in runs]
         keys = [k for k in SUMMARISED if k in rows[0].metrics]
         per_split = {k: [float(r.metrics.get(k, math.nan)) for r in rows] for k in keys}
         mean, se = summarise_metrics(per_split)
-        out.append(
-            RepeatedResult(
-                model=name,
-                per_split=per_split,
-                mean=mean,
-                se=se,
-                fit_seconds=float(np.nanmean([r.fit_seconds for r in rows])),
-                best_on=sum(
-                    1
-                    for r, b in zip(rows, best_each, strict=True)
-                    if not math.isnan(b) and r.metrics["ndcg"] == b
-                ),
-            )
-        )
-    best = _best(out)
-    for r in out:
+        fit = float(np.nanmean([r.fit_seconds for r in rows]))
+        out.append(RepeatedResult(name, per_split, mean, se, fit, best_on=0))
+    return rank_results(out)
+
+
+def rank_results(results: list[RepeatedResult]) -> list[RepeatedResult]:
+    """Set each model's ``best_on`` (on how many splits its NDCG@K was the highest) and
+    ``p_vs_best`` (paired t-test of its per-split NDCG@K against the best mean's) among
+    ``results``, all over the same splits; returns them."""
+    ndcg = np.array([r.per_split["ndcg"] for r in results], dtype=float).reshape(len(results), -1)
+    finite = ~np.isnan(ndcg)
+    best_each = np.where(
+        finite.any(axis=0), np.nanmax(np.where(finite, ndcg, -np.inf), axis=0), np.nan
+    )
+    best = _best(results)
+    for r, row in zip(results, ndcg, strict=True):
+        r.best_on = int(np.sum(row == best_each))  # NaN equals nothing
+        r.p_vs_best = math.nan
         if r is not best and best is not None:
-            r.p_vs_best = M.paired_test(
-                np.asarray(r.per_split["ndcg"]), np.asarray(best.per_split["ndcg"])
-            )
-    return out
+            r.p_vs_best = M.paired_test(row, np.asarray(best.per_split["ndcg"], dtype=float))
+    return results
 
 
 def _best(results: list[RepeatedResult]) -> RepeatedResult | None:
@@ -282,6 +281,7 @@ def evaluate_repeated(
     path = summary_path(reports_dir, tag, split_params.protocol, mode)
     check_dirs(path.parent, f"cannot write {path}")  # before the first fit, not after the last
     runs: list[list[EvalResult]] = []
+    ids: list[str] = []
     with SeededSplits(data_dir, tag, split_params, repeats) as splits:
         for i, params_i in enumerate(splits):
             echo(f"\nSplit {i + 1} of {splits.repeats}: --seed {params_i.seed}")
@@ -292,33 +292,80 @@ def evaluate_repeated(
                     **common,  # type: ignore[arg-type]
                 )
             )
+            ids.append(split_id(load_split(data_dir, tag, params_i.protocol)))
         seeds = splits.seeds
     summary = summarize_runs(runs)
+    same = {"k": k, "mode": mode, "min_engagement": _engagement(mode, min_engagement)}
+    kept, note = _earlier_results(path, {**same, "split_ids": ids}, {r.model for r in summary})
+    if kept:
+        summary = rank_results(kept + summary)
     echo("")
     for line in format_summary(summary, k, seeds):
         echo(line)
-    _write_summary(path, summary, k, mode, split_params, seeds)
+    if note:
+        echo(note)
+    _write_summary(path, summary, same, split_params, seeds, ids)
     echo(f"Summary written to {path}")
     return summary
+
+
+def _engagement(mode: str, min_engagement: int) -> int | None:
+    return min_engagement if mode == "worst" else None
+
+
+def _earlier_results(
+    path: Path, same: dict[str, Any], models: set[str]
+) -> tuple[list[RepeatedResult], str | None]:
+    """The models of the summary at ``path`` that this run did not run, where that summary
+    is of the same splits (its ``same`` keys equal); and a line saying what became of it."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return [], None
+    except (OSError, ValueError):  # a damaged file: nothing of it can be trusted
+        return [], f"Replaced {path}: it could not be read"
+    if not isinstance(doc, dict) or any(doc.get(key) != value for key, value in same.items()):
+        return [], f"Replaced {path}: it summarised other splits or another K"
+    kept = []
+    try:
+        for name, entry in doc["models"].items():
+            if name in models:
+                continue
+            per_split = {
+                key: [math.nan if v is None else float(v) for v in m["per_split"]]
+                for key, m in entry["metrics"].items()
+            }
+            if any(len(v) != len(same["split_ids"]) for v in per_split.values()):
+                raise ValueError("not one value per split")
+            mean, se = summarise_metrics(per_split)
+            fit = entry.get("fit_seconds_mean")
+            fit = math.nan if fit is None else float(fit)
+            kept.append(RepeatedResult(name, per_split, mean, se, fit, best_on=0))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return [], f"Replaced {path}: it could not be read"
+    if not kept:
+        return [], None
+    names = ", ".join(r.model for r in kept)
+    return kept, f"Kept from the earlier summary of the same splits: {names}"
 
 
 def _write_summary(
     path: Path,
     results: list[RepeatedResult],
-    k: int,
-    mode: str,
+    same: dict[str, Any],
     split_params: SplitParams,
     seeds: list[int],
+    ids: list[str],
 ) -> None:
     clean = json_number
     best = _best(results)
     doc = {
         "deepcart_version": __version__,
-        "k": k,
-        "mode": mode,
+        **same,
         "split": split_params.protocol,
         "split_params": {**split_params.__dict__, "seed": None},
         "seeds": seeds,
+        "split_ids": ids,
         "reports": [f"seed-{s}" for s in seeds],
         "best_model": best.model if best is not None else None,
         "models": {
