@@ -86,6 +86,17 @@ def candidates(train: sp.csr_matrix, mode: str, min_engagement: int) -> np.ndarr
     return np.bincount(train.indices, minlength=train.shape[1]) >= min_engagement
 
 
+def require_engaged(train: sp.csr_matrix, allowed: np.ndarray | None, min_engagement: int) -> None:
+    """An InputError naming ``--min-engagement`` when ``allowed`` (from :func:`candidates`)
+    leaves no item to rank: every worst-mode list would be empty."""
+    if allowed is not None and not allowed.any():
+        most = int(np.bincount(train.indices, minlength=train.shape[1]).max(initial=0))
+        raise InputError(
+            f"--min-engagement {min_engagement}: no item has that many ratings "
+            f"(the most rated has {most:,}); lower it"
+        )
+
+
 def recommend_in_mode(
     model: Any,
     rows: sp.csr_matrix,

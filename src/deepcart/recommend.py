@@ -39,7 +39,13 @@ from deepcart.data.split import load_split, read_split_meta
 from deepcart.errors import InputError
 from deepcart.fsutil import atomic_path, check_input_file
 from deepcart.models.base import Recommender, read_model_meta
-from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode, recommend_in_mode
+from deepcart.modes import (
+    MIN_ENGAGEMENT,
+    candidates,
+    check_mode,
+    recommend_in_mode,
+    require_engaged,
+)
 from deepcart.training import model_path
 
 
@@ -541,12 +547,7 @@ def recommend_users(
     else:
         x = x_all[rows]
     allowed = candidates(x_all, mode, min_engagement)
-    if allowed is not None and not allowed.any():
-        most = int(np.bincount(x_all.indices, minlength=x_all.shape[1]).max(initial=0))
-        raise InputError(
-            f"--min-engagement {min_engagement}: no item has that many ratings "
-            f"(the most rated has {most:,}); lower it"
-        )
+    require_engaged(x_all, allowed, min_engagement)
     k = min(k, model.n_items_)  # a list holds each item once: a larger --k only pads
     started = time.perf_counter()
     recs, scores = recommend_in_mode(model, x, k, mode, allowed=allowed)

@@ -116,6 +116,51 @@ def test_cold_start_is_flagged_fallback(client: TestClient) -> None:
         assert client.get(f"/items/{item['parent_asin']}").json()["ratings"] >= 10
 
 
+def test_worst_mode_without_a_low_rating_to_go_on_is_the_cold_start_list(
+    client: TestClient, world: World
+) -> None:
+    """The worst-mode model (als, implicit) learns from low ratings only: a user without one,
+    or with low ratings only of products no one else rated low, used to get a tie of zero
+    scores in index order (well-rated products as "what you would hate most"), flagged as
+    their own list. They get the cold-start list instead, without what they rated."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    train = pq.read_table(world.data_dir / TAG / "splits" / "none" / "train.parquet")
+    low = train.filter(pc.less_equal(train["rating"], 2))
+    everybody = client.get("/users/NOBODY_YET/recommendations", params={"mode": "worst"}).json()
+    cold = [i["parent_asin"] for i in everybody["items"]]
+
+    def worst(user: str) -> dict:
+        return client.get(f"/users/{user}/recommendations", params={"mode": "worst"}).json()
+
+    # A training user with high ratings only.
+    happy = sorted(set(train["user_id"].to_pylist()) - set(low["user_id"].to_pylist()))[0]
+    body = worst(happy)
+    assert body["known"] and body["fallback"] and all(i["fallback"] for i in body["items"])
+    mine = _training_items(world, happy)
+    assert [i["parent_asin"] for i in body["items"]] == [a for a in cold if a not in mine][:10]
+
+    # A visitor whose one low rating is of a product no one rated low in training.
+    never_low = sorted(set(train["parent_asin"].to_pylist()) - set(low["parent_asin"].to_pylist()))
+    visitor = "HATES_AN_UNLOVED_ITEM"
+    review = {"parent_asin": never_low[0], "rating": 1}
+    assert client.post(f"/users/{visitor}/reviews", json=review).status_code == 201
+    body = worst(visitor)
+    assert body["fallback"] and not body["known"]
+    assert [i["parent_asin"] for i in body["items"]] == [a for a in cold if a != never_low[0]][:10]
+    # Best mode reads every rating: the same visitor's best list is their own.
+    best = client.get(f"/users/{visitor}/recommendations").json()
+    assert best["fallback"] is False
+
+    # A low rating of a product others rated low too: the visitor's own list.
+    review = {"parent_asin": cold[0], "rating": 1}
+    assert client.post(f"/users/{visitor}/reviews", json=review).status_code == 201
+    body = worst(visitor)
+    assert body["fallback"] is False and not any(i["fallback"] for i in body["items"])
+    assert not {cold[0], never_low[0]} & {i["parent_asin"] for i in body["items"]}
+
+
 def test_items(client: TestClient, world: World) -> None:
     item = client.get(f"/items/{world.items[0]}").json()
     assert item["parent_asin"] == world.items[0] and item["ratings"] > 0

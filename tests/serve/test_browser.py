@@ -144,10 +144,21 @@ def test_demo_in_headless_chromium(
             stored = httpx.get(f"{demo}/users/{visitor}/reviews", timeout=10).json()["reviews"]
             assert [(r["parent_asin"], r["rating"]) for r in stored] == [(asin, 5.0)]
 
-            # Worst mode: the tag line, and a product's most helpful scathing review.
+            # Worst mode: a 5-star rating says nothing of what the visitor would hate (the
+            # worst-mode model learns from low ratings), so the list for everybody, saying so.
             page.click("#mode-worst")
-            _wait_ready(page, "worst", fallback=False)
+            _wait_ready(page, "worst", fallback=True)
             assert page.inner_text("#tagline") == WORST_TAGLINE
+            assert "Rate a product 1 or 2 stars" in page.inner_text("#gallery-note")
+            # A 1-star rating of one of its products makes the list the visitor's own.
+            hated = page.locator(CARDS).first.get_attribute("data-asin")
+            page.locator(CARDS).first.click()
+            page.wait_for_selector(f'#details[data-asin="{hated}"]:not([hidden])')
+            page.click('#stars .star[data-stars="1"]')
+            _wait_ready(page, "worst", fallback=False)
+            assert page.inner_text("#gallery-note").startswith("From your 2 ratings")
+            assert hated not in _gallery(page)
+            # A product's most helpful scathing review.
             bad = page.locator(f"{CARDS}:has(.card-worst)").first
             bad_asin = bad.get_attribute("data-asin")
             bad.click()
@@ -162,7 +173,7 @@ def test_demo_in_headless_chromium(
             _wait_ready(page, "worst", fallback=False)
             assert page.inner_text("#visitor-id") == visitor
             page.wait_for_selector(f'#rated li[data-asin="{asin}"]')
-            assert page.locator("#rated li").count() == 1
+            assert page.locator("#rated li").count() == 2
             assert page.inner_text("#tagline") == WORST_TAGLINE
 
             # Start over: a new visitor, nothing rated, the cold-start gallery again.
@@ -342,7 +353,7 @@ def test_demo_says_what_failed_when_the_server_fails(chromium: dict[str, Any], d
             # The server answers again: the next action works and the error goes.
             failing.clear()
             page.click("#mode-worst")
-            _wait_ready(page, "worst", fallback=False)
+            _wait_ready(page, "worst", fallback=True)  # a 4-star rating: nothing to hate yet
             assert page.inner_text("#status") == ""
             assert page.locator("#status.error").count() == 0
 

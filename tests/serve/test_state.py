@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from deepcart.errors import InputError
 from deepcart.serve.state import FoldInBatcher, ModeUnavailable, ServingState, load_state
 
 from .conftest import World
@@ -47,13 +48,14 @@ def test_a_batch_equals_one_by_one(state: ServingState, world: World, mode: str)
         ("NOBODY_AT_ALL", ()),  # the cold-start fallback, inside a batch
         (world.users[5], ((item, 1.0),)),  # a known user with a stored review
         ("NEW_WITH_REVIEWS", ((item, 5.0), (world.items[4], 2.0))),
-        (world.users[9], ()),
+        (world.users[9], ()),  # rated nothing low: nothing to go on in worst mode
     ]
+    assert not (state.user_row(world.users[9], ()).data <= 2).any()
     batched = _fresh(state).recommend_many(asks, 7, mode)
     alone = []
     for user, stored in asks:
         alone.append(_fresh(state).recommend(user, stored, 7, mode))
-    assert [r.fallback for r in batched] == [False, True, False, False, False]
+    assert [r.fallback for r in batched] == [False, True, False, False, mode == "worst"]
     for b, a in zip(batched, alone, strict=True):
         assert [i["parent_asin"] for i in b.items] == [i["parent_asin"] for i in a.items]
         assert [i["score"] for i in b.items] == pytest.approx([i["score"] for i in a.items])
@@ -132,6 +134,15 @@ def test_worst_mode_without_a_model_is_refused_before_queueing(
         assert not batcher._pending
 
     asyncio.run(run())
+
+
+def test_a_min_engagement_no_item_reaches_is_refused_at_load(world: World, tmp_path: Path) -> None:
+    """Every worst-mode list would be empty (served as an empty cold-start list): refused with
+    the line ``deepcart recommend`` gives, before serving anything."""
+    with pytest.raises(InputError) as err:
+        load_state(world.settings(tmp_path / "r.db", min_engagement=100_000))
+    assert str(err.value).startswith("--min-engagement 100000: no item has that many ratings")
+    assert str(err.value).endswith("; lower it")
 
 
 def test_the_served_heap_is_frozen_and_thawed(world: World, tmp_path: Path) -> None:

@@ -17,7 +17,10 @@ their stored reviews merged over it (a stored review overrides the training rati
 item); a user without training data is folded in from their stored reviews alone. A user with
 neither gets the cold-start fallback, flagged ``fallback``: in best mode the items with the
 highest Bayesian average rating (popular and well rated), in worst mode the engaged items
-(``min_engagement`` ratings or more) with the lowest. The Bayesian average of an item with
+(``min_engagement`` ratings or more) with the lowest. So does a user whose row gives the model
+nothing to go on (no item of it that the model saw in training, as the mode presents the data:
+in worst mode an implicit model sees low ratings only), less the items they rated: the model's
+scores would be a tie, listed in index order. The Bayesian average of an item with
 ``v`` ratings of mean ``R`` is ``(v R + m C) / (v + m)``, where ``C`` is the mean of all
 ratings and ``m`` is ``max(min_engagement, 1)``; its score is that average in best mode and
 ``6 -`` it in worst mode.
@@ -51,7 +54,7 @@ from deepcart.data.split import load_split
 from deepcart.errors import DeepCartError, InputError
 from deepcart.fsutil import sha256_file
 from deepcart.models.base import Recommender, read_model_meta
-from deepcart.modes import candidates, model_input
+from deepcart.modes import candidates, model_input, require_engaged
 from deepcart.recommend import check_fitted, load_model_items, require_model, train_command
 from deepcart.serve.config import Settings
 from deepcart.serve.store import ReviewStore
@@ -172,6 +175,9 @@ class ServingState:
     allowed: dict[str, np.ndarray | None]
     #: Cold-start lists per mode: (item indices, scores), best first.
     fallback: dict[str, tuple[np.ndarray, np.ndarray]]
+    #: Per mode, the items the model learnt something of: those with a training interaction as
+    #: the mode presents the data to it (worst mode, implicit model: a low rating).
+    learned: dict[str, np.ndarray]
     cache_size: int
     #: (mode, k, user_id) -> (the stored reviews the list was made from, its JSON, fallback).
     #: Plain tuples of strings, numbers and bytes: the garbage collector stops tracking them
@@ -236,18 +242,23 @@ class ServingState:
         if model is None:
             raise ModeUnavailable(self._worst_missing())
         out: list[Recs | None] = [None] * len(users)
-        rows, where = [], []
+        rows, inputs, where = [], [], []
         for n, (user_id, stored) in enumerate(users):
             x = self.user_row(user_id, stored)
-            if x.nnz == 0:
-                idx, scores = self.fallback[mode]
-                out[n] = self._items(idx[:k], scores[:k], mode, fallback=True)
+            inp = model_input(x, mode, model.feedback)
+            # Nothing the model could read (worst mode: no low rating) or nothing it learnt
+            # anything of (a low rating of a product no one else rated low): its scores would
+            # be a tie, listed in index order. The cold-start list instead, flagged as such.
+            if not self.learned[mode][inp.indices].any():
+                out[n] = self._cold_start(x, k, mode)
             else:
                 rows.append(x)
+                inputs.append(inp)
                 where.append(n)
         if rows:
-            x = rows[0] if len(rows) == 1 else sp.vstack(rows, format="csr")
-            inp = model_input(x, mode, model.feedback)
+            one = len(rows) == 1
+            x = rows[0] if one else sp.vstack(rows, format="csr")
+            inp = inputs[0] if one else sp.vstack(inputs, format="csr")
             idx2, scores2 = model.recommend(
                 inp, k=k, candidates=self.allowed[mode], exclude=None if mode == "best" else x
             )
@@ -262,6 +273,14 @@ class ServingState:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = (tuple(stored), recs.json, recs.fallback)
         return done
+
+    def _cold_start(self, x: sp.csr_matrix, k: int, mode: str) -> Recs:
+        """The cold-start list of ``mode`` without the items of the user's row ``x``."""
+        idx, scores = self.fallback[mode]
+        if x.nnz:
+            keep = np.isin(idx[: k + x.nnz], x.indices, invert=True)
+            idx, scores = idx[: k + x.nnz][keep], scores[: k + x.nnz][keep]
+        return self._items(idx[:k], scores[:k], mode, fallback=True)
 
     def _items(self, idx: np.ndarray, scores: np.ndarray, mode: str, fallback: bool) -> Recs:
         out = []
@@ -513,6 +532,15 @@ def _assemble(
         entry.setdefault("ratings", 0)
         entry["worst_review"] = mined.get(asin)
     user_ids = users.to_list()
+    allowed = {"best": None, "worst": candidates(x, "worst", settings.min_engagement)}
+    if "worst" in models:
+        require_engaged(x, allowed["worst"], settings.min_engagement)
+    learned = {
+        mode: np.bincount(
+            model_input(x, mode, model.feedback).indices, minlength=len(item_ids)
+        ).astype(bool)
+        for mode, model in models.items()
+    }
     state = ServingState(
         version=version,
         loaded_at=int(time.time() * 1000),
@@ -528,8 +556,9 @@ def _assemble(
         train=x,
         user_ids=user_ids,
         user_index={u: i for i, u in enumerate(user_ids)},
-        allowed={"best": None, "worst": candidates(x, "worst", settings.min_engagement)},
+        allowed=allowed,
         fallback=_fallbacks(x, settings.min_engagement),
+        learned=learned,
         cache_size=settings.cache_size,
     )
     _smoke_test(state)

@@ -236,7 +236,16 @@ function renderGallery(recs) {
   let note;
   if (recs.fallback) {
     title = worst ? "The worst products with real engagement" : "Popular and well rated";
-    note = "You are new here, so this is the list for everybody. Rate a product to make it yours.";
+    if (n === 0) {
+      note = "You are new here, so this is the list for everybody. Rate a product to make it yours.";
+    } else if (worst) {
+      // The worst-mode model learns from low ratings: high ones say nothing of what you hate.
+      note =
+        "Your ratings do not yet say what you dislike, so this is the list for everybody. " +
+        "Rate a product 1 or 2 stars to make it yours.";
+    } else {
+      note = "Your ratings do not yet tell the model enough, so this is the list for everybody.";
+    }
   } else {
     title = worst ? "What you would hate most" : "Picked for you";
     note = `From your ${n} rating${n === 1 ? "" : "s"}${
