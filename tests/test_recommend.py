@@ -598,3 +598,47 @@ def test_recommendation_table_refuses_a_catalog_column_it_already_has() -> None:
         recommendation_table(idx, scores, items, catalog=catalog, columns=("title", "rank"))
     table = recommendation_table(idx, scores, items, catalog=catalog, columns=("title",))
     assert table.column_names == ["row", "parent_asin", "rank", "score", "title"]
+
+
+def test_worst_mode_with_nothing_to_go_on_is_the_cold_start_list(
+    root: Path, als: Path, tmp_path: Path
+) -> None:
+    """als-worst learns from low ratings only. A user without one, or with low ratings only of
+    a product no one rated low (i0: 5 stars from everybody), used to get a tie of scores in
+    index order; now the cold-start list the service gives them, less what they rated,
+    flagged in the fallback column."""
+    ratings = tmp_path / "r.csv"
+    ratings.write_text(
+        "user_id,parent_asin,rating\ncheerful,i2,5\nhates_i0,i0,1\ngrumpy,i2,1\ngrumpy,i0,1\n"
+    )
+    out = tmp_path / "worst.parquet"
+    _, lines = _recommend(root, out, ratings_file=ratings, mode="worst", min_engagement=1, k=10)
+    table = pq.read_table(out)
+    fallback: dict[str, set[bool]] = {}
+    for r in table.to_pylist():
+        fallback.setdefault(r["user_id"], set()).add(r["fallback"])
+    lists = _lists(out)
+    assert fallback["cheerful"] == fallback["hates_i0"] == {True}
+    assert fallback["grumpy"] == {False}  # i2 is rated low by others: something to go on
+    assert all(fallback[f"u{u:02d}"] == {False} for u in range(30))  # everyone rated i1 low
+    assert "2 users with nothing for the model to go on" in "\n".join(lines)
+
+    # The lists are the service's cold-start list (engaged items, worst average first)
+    # without the items the user rated.
+    from deepcart.data.matrix import interactions
+    from deepcart.data.split import load_split
+    from deepcart.modes import cold_start_lists
+
+    _, items = load_model_items(als / "als-worst")
+    x_all, _ = interactions(load_split(root / "data", "t", "none").read("train"), items)
+    idx, scores = cold_start_lists(x_all, 1)["worst"]
+    ranked = [(items.ids[j].as_py(), float(s)) for j, s in zip(idx, scores, strict=True)]
+    for user, rated in (("cheerful", {"i2"}), ("hates_i0", {"i0"})):
+        want = [(a, s) for a, s in ranked if a not in rated][:10]
+        assert [a for a, _ in lists[user]] == [a for a, _ in want]
+        assert [s for _, s in lists[user]] == pytest.approx([s for _, s in want], rel=1e-6)
+
+    # Best mode reads every rating: no fallback, and the column is there all the same.
+    best = tmp_path / "best.parquet"
+    _recommend(root, best, ratings_file=ratings)
+    assert not any(pq.read_table(best)["fallback"].to_pylist())

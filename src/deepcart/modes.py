@@ -97,6 +97,55 @@ def require_engaged(train: sp.csr_matrix, allowed: np.ndarray | None, min_engage
         )
 
 
+def _bayesian(x: sp.csr_matrix, m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: the number of ratings and their Bayesian average (:func:`cold_start_lists`)."""
+    n_items = x.shape[1]
+    counts = np.bincount(x.indices, minlength=n_items).astype(np.float64)
+    sums = np.bincount(x.indices, weights=x.data, minlength=n_items)
+    global_mean = float(x.data.mean()) if x.nnz else 3.0
+    return counts, (sums + m * global_mean) / (counts + m)
+
+
+def cold_start_lists(
+    x: sp.csr_matrix, min_engagement: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The lists for a user the model has nothing on, per mode, from the training ratings ``x``:
+    ``(item indices, scores)`` in list order. Best: every item by its Bayesian average rating
+    (popular and well rated); worst: the engaged items (``min_engagement`` ratings or more),
+    lowest average first. The Bayesian average of an item with ``v`` ratings of mean ``R`` is
+    ``(v R + m C) / (v + m)``, ``C`` the mean of all ratings and ``m`` ``max(min_engagement,
+    1)``; the score is that average in best mode and ``6 -`` it in worst mode. Ties: more
+    ratings first, then the lower index."""
+    m = float(max(min_engagement, 1))
+    counts, avg = _bayesian(x, m)
+    items = np.arange(x.shape[1])
+    best = np.lexsort((items, -counts, -avg))
+    engaged = items[counts >= min_engagement]
+    worst = engaged[np.lexsort((engaged, -counts[engaged], avg[engaged]))]
+    return {
+        "best": (best, avg[best].astype(np.float32)),
+        "worst": (worst, (6.0 - avg[worst]).astype(np.float32)),
+    }
+
+
+def cold_start_top(
+    ranked: tuple[np.ndarray, np.ndarray], rated: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` of a :func:`cold_start_lists` list without the items ``rated``."""
+    idx, scores = ranked[0][: k + len(rated)], ranked[1][: k + len(rated)]
+    if len(rated):
+        keep = np.isin(idx, rated, invert=True)
+        idx, scores = idx[keep], scores[keep]
+    return idx[:k], scores[:k]
+
+
+def learned_items(x: sp.csr_matrix, mode: str, feedback: str) -> np.ndarray:
+    """A boolean mask of the items a model fit on the training ratings ``x`` in ``mode`` saw
+    (worst mode, implicit model: the items with a low rating). A user row with none of them
+    gives the model nothing to go on: its scores are a tie."""
+    return np.bincount(model_input(x, mode, feedback).indices, minlength=x.shape[1]).astype(bool)
+
+
 def recommend_in_mode(
     model: Any,
     rows: sp.csr_matrix,

@@ -43,6 +43,10 @@ from deepcart.modes import (
     MIN_ENGAGEMENT,
     candidates,
     check_mode,
+    cold_start_lists,
+    cold_start_top,
+    learned_items,
+    model_input,
     recommend_in_mode,
     require_engaged,
 )
@@ -551,8 +555,31 @@ def recommend_users(
     k = min(k, model.n_items_)  # a list holds each item once: a larger --k only pads
     started = time.perf_counter()
     recs, scores = recommend_in_mode(model, x, k, mode, allowed=allowed)
+    # A user whose row gives the model nothing to go on (worst mode, implicit model: no low
+    # rating of a product it saw rated low) would get a tie in index order: the cold-start
+    # list instead, as the service serves it, flagged in the fallback column.
+    seen = learned_items(x_all, mode, model.feedback)
+    inp = model_input(x, mode, model.feedback)
+    owner = np.repeat(np.arange(x.shape[0]), np.diff(inp.indptr))
+    lost = np.flatnonzero(np.bincount(owner[seen[inp.indices]], minlength=x.shape[0]) == 0)
+    if len(lost):
+        ranked = cold_start_lists(x_all, min_engagement)[mode]
+        recs, scores = recs.copy(), scores.copy()
+        for r in lost:
+            idx, sc = cold_start_top(ranked, x.indices[x.indptr[r] : x.indptr[r + 1]], k)
+            recs[r], scores[r] = -1, -np.inf
+            recs[r, : len(idx)], scores[r, : len(idx)] = idx, sc
+        echo(
+            f"{_plural(len(lost), 'user')} with nothing for the model to go on"
+            + (" (no low rating of a product it saw rated low)" if mode == "worst" else "")
+            + ": the cold-start list (fallback column true)"
+        )
     seconds = time.perf_counter() - started
     table = recommendation_table(recs, scores, items, user_ids=ids)
+    fallback = np.zeros(x.shape[0], dtype=bool)
+    fallback[lost] = True
+    per_row = np.repeat(fallback, recs.shape[1])[(recs >= 0).ravel()]  # as the table's rows
+    table = table.append_column("fallback", pa.array(per_row, pa.bool_()))
     if mode == "worst":
         table = _with_worst_reviews(table, paths.reviews)
     with atomic_path(out, suffix=out.suffix) as tmp:

@@ -20,10 +20,8 @@ highest Bayesian average rating (popular and well rated), in worst mode the enga
 (``min_engagement`` ratings or more) with the lowest. So does a user whose row gives the model
 nothing to go on (no item of it that the model saw in training, as the mode presents the data:
 in worst mode an implicit model sees low ratings only), less the items they rated: the model's
-scores would be a tie, listed in index order. The Bayesian average of an item with
-``v`` ratings of mean ``R`` is ``(v R + m C) / (v + m)``, where ``C`` is the mean of all
-ratings and ``m`` is ``max(min_engagement, 1)``; its score is that average in best mode and
-``6 -`` it in worst mode.
+scores would be a tie, listed in index order. The lists and their Bayesian average:
+:func:`deepcart.modes.cold_start_lists`.
 """
 
 from __future__ import annotations
@@ -54,7 +52,14 @@ from deepcart.data.split import load_split
 from deepcart.errors import DeepCartError, InputError
 from deepcart.fsutil import sha256_file
 from deepcart.models.base import Recommender, read_model_meta
-from deepcart.modes import candidates, model_input, require_engaged
+from deepcart.modes import (
+    candidates,
+    cold_start_lists,
+    cold_start_top,
+    learned_items,
+    model_input,
+    require_engaged,
+)
 from deepcart.recommend import check_fitted, load_model_items, require_model, train_command
 from deepcart.serve.config import Settings
 from deepcart.serve.store import ReviewStore
@@ -276,11 +281,8 @@ class ServingState:
 
     def _cold_start(self, x: sp.csr_matrix, k: int, mode: str) -> Recs:
         """The cold-start list of ``mode`` without the items of the user's row ``x``."""
-        idx, scores = self.fallback[mode]
-        if x.nnz:
-            keep = np.isin(idx[: k + x.nnz], x.indices, invert=True)
-            idx, scores = idx[: k + x.nnz][keep], scores[: k + x.nnz][keep]
-        return self._items(idx[:k], scores[:k], mode, fallback=True)
+        idx, scores = cold_start_top(self.fallback[mode], x.indices, k)
+        return self._items(idx, scores, mode, fallback=True)
 
     def _items(self, idx: np.ndarray, scores: np.ndarray, mode: str, fallback: bool) -> Recs:
         out = []
@@ -384,28 +386,6 @@ def _load_model(path: Path, split_id: str, settings: Settings, mode: str) -> tup
         split_id=split_id, retrain=f"retrain it with: {retrain}",
     )  # fmt: skip
     return model, items
-
-
-def _bayesian(x: sp.csr_matrix, m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per item: the number of ratings and their Bayesian average (module docstring)."""
-    n_items = x.shape[1]
-    counts = np.bincount(x.indices, minlength=n_items).astype(np.float64)
-    sums = np.bincount(x.indices, weights=x.data, minlength=n_items)
-    global_mean = float(x.data.mean()) if x.nnz else 3.0
-    return counts, (sums + m * global_mean) / (counts + m)
-
-
-def _fallbacks(x: sp.csr_matrix, min_engagement: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    m = float(max(min_engagement, 1))
-    counts, avg = _bayesian(x, m)
-    items = np.arange(x.shape[1])
-    best = np.lexsort((items, -counts, -avg))
-    engaged = items[counts >= min_engagement]
-    worst = engaged[np.lexsort((engaged, -counts[engaged], avg[engaged]))]
-    return {
-        "best": (best, avg[best].astype(np.float32)),
-        "worst": (worst, (6.0 - avg[worst]).astype(np.float32)),
-    }
 
 
 def _clean(value: Any) -> Any:
@@ -535,12 +515,7 @@ def _assemble(
     allowed = {"best": None, "worst": candidates(x, "worst", settings.min_engagement)}
     if "worst" in models:
         require_engaged(x, allowed["worst"], settings.min_engagement)
-    learned = {
-        mode: np.bincount(
-            model_input(x, mode, model.feedback).indices, minlength=len(item_ids)
-        ).astype(bool)
-        for mode, model in models.items()
-    }
+    learned = {mode: learned_items(x, mode, model.feedback) for mode, model in models.items()}
     state = ServingState(
         version=version,
         loaded_at=int(time.time() * 1000),
@@ -557,7 +532,7 @@ def _assemble(
         user_ids=user_ids,
         user_index={u: i for i, u in enumerate(user_ids)},
         allowed=allowed,
-        fallback=_fallbacks(x, settings.min_engagement),
+        fallback=cold_start_lists(x, settings.min_engagement),
         learned=learned,
         cache_size=settings.cache_size,
     )
