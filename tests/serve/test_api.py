@@ -260,6 +260,8 @@ def test_rerating_replaces_and_reviews_are_listed(client: TestClient, world: Wor
         ({"parent_asin": "B0", "rating": 5, "title": "x" * 501}, "title:"),
         ({"parent_asin": "B0", "rating": 5, "extra": 1}, "extra:"),
         ({"parent_asin": "B0", "rating": True}, "rating:"),  # lax int would store 1 star
+        ({"parent_asin": "B0", "rating": "4"}, "rating: Input should be a valid integer, not a s"),
+        ({"parent_asin": "B0", "rating": " +4 "}, "rating:"),
         ({"parent_asin": "B0", "rating": 5, "title": "a\x00b"}, "title:"),  # PostgreSQL: 503
         ({"parent_asin": "B0", "rating": 5, "text": "\x00"}, "text:"),
         ([1, 2], "body:"),
@@ -288,6 +290,17 @@ def test_a_body_that_is_not_sent_as_json_says_so(client: TestClient, world: Worl
         message = _message(r)
         assert message.startswith("body: expected JSON (Content-Type: application/json)"), message
         assert ctype in message
+    r = client.post("/users/NOTJSON1/reviews", content=body.encode())
+    assert "content-type" not in r.request.headers
+    assert _message(r).endswith("application/json), got no Content-Type")
+    # bytes that are not UTF-8: FastAPI's 400, which now says what is wrong with what
+    latin1 = f'{{"parent_asin": "{world.items[0]}", "rating": 5, "title": "caf\xe9"}}'
+    r = client.post(
+        "/users/NOTJSON1/reviews",
+        content=latin1.encode("latin-1"),
+        headers={"content-type": "application/json"},
+    )
+    assert _message(r, 400).startswith("body: not readable as JSON (not UTF-8")
     assert client.get("/users/NOTJSON1/reviews").json()["reviews"] == []
 
 
@@ -351,6 +364,9 @@ def test_every_error_has_the_same_shape(client: TestClient) -> None:
     assert _message(client.get("/no/such/path"), 404) == "Not Found"
     r = client.delete("/health")
     assert _message(r, 405) == "Method Not Allowed" and r.headers["allow"] == "GET"
+    # a path two routes share: both methods (Starlette named only the first route's)
+    r = client.delete("/users/U1/reviews")
+    assert _message(r, 405) == "Method Not Allowed" and r.headers["allow"] == "GET, POST"
     assert "no such file" in _message(client.get("/ui/__init__.py"), 404)
     assert _message(client.get("/random_users", params={"n": 0})).startswith("n: ")
     r = client.post("/reload_model")

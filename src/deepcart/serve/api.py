@@ -39,6 +39,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from deepcart import __version__
 from deepcart.data.schema import USER_ID
@@ -480,9 +481,9 @@ def _not_json(request: Request, err: dict[str, Any]) -> str | None:
     if tuple(err.get("loc", ())) != ("body",) or err.get("type") != "model_attributes_type":
         return None
     media = (ctype or "").split(";")[0].strip().lower()
-    if not ctype or media == "application/json" or media.endswith("+json"):
+    if media == "application/json" or media.endswith("+json"):
         return None
-    return ctype
+    return f"Content-Type: {ctype}" if ctype else "no Content-Type"
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -492,7 +493,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         name = "body" if err.get("type") == "json_invalid" else _where(err.get("loc"))
         msg = err.get("msg", "")
         if (ctype := _not_json(request, err)) is not None:
-            msg = f"expected JSON (Content-Type: application/json), got Content-Type: {ctype}"
+            msg = f"expected JSON (Content-Type: application/json), got {ctype}"
         errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": msg})
         errors[-1]["name"] = name
     first = errors[0] if errors else {"name": "request", "msg": "invalid request"}
@@ -517,12 +518,34 @@ def _error(code: int) -> Callable[[Request, Exception], Any]:
     return handler
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> Response:
+def _allowed_methods(request: Request) -> str | None:
+    """The ``Allow`` header of a 405: the methods of every route of the path. (Starlette names
+    only the first route it tried: ``Allow: POST`` on ``/users/{id}/reviews``, which GET
+    reads too.)"""
+    methods: set[str] = set()
+    for route in (r for router in ROUTERS for r in router.routes):  # included without a prefix
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods)) or None
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     """HTTPExceptions (ours, and Starlette's 404/405 for unknown paths and methods)."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code in (204, 304):  # no body allowed
         return Response(status_code=exc.status_code, headers=exc.headers)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    if exc.status_code == 405 and (allow := _allowed_methods(request)):
+        exc.headers = {**(exc.headers or {}), "Allow": allow}
+    detail = str(exc.detail)
+    if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
+        detail = "body: not readable as JSON (not UTF-8, compressed, or nested too deep)"
+    return error_response(exc.status_code, detail, headers=exc.headers)
+
+
+#: FastAPI's 400 for a body its JSON parser raised on with something other than a JSON error
+#: (bytes that are not UTF-8, a RecursionError): it names nothing.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -78,10 +78,12 @@ class ReviewIn(BaseModel):
 
     @field_validator("rating", mode="before")
     @classmethod
-    def _not_a_boolean(cls, value: object) -> object:
-        # Lax validation reads true as 1: a client's mistake stored as a one-star review.
-        if isinstance(value, bool):
-            raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+    def _a_json_number(cls, value: object) -> object:
+        # Lax validation reads true as 1 (a client's mistake stored as a one-star review) and
+        # " +4 " as 4: the spec says integer, so a boolean or a string is refused.
+        if isinstance(value, bool | str):
+            kind = "a boolean" if isinstance(value, bool) else "a string"
+            raise PydanticCustomError("int_type", f"Input should be a valid integer, not {kind}")
         return value
 
 
