@@ -55,6 +55,21 @@ def test_unknown_command_and_bad_value_exit_2(capsys: pytest.CaptureFixture) -> 
     assert exc.value.code == 2 and "--users" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv", [["serve", "--foo"], ["train", "--data-tag", "t", "--type", "als", "extra"]]
+)
+def test_an_unknown_option_prints_the_commands_usage(
+    capsys: pytest.CaptureFixture, argv: list[str]
+) -> None:
+    # argparse put these on the top-level parser: "usage: deepcart [-h] ... COMMAND ..."
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith(f"usage: deepcart {argv[0]} ")
+    assert err.endswith(f"deepcart {argv[0]}: error: unrecognized arguments: {argv[-1]}\n")
+
+
 def test_quickstart_small(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code = main(
         ["quickstart", "--workdir", str(tmp_path), "--users", "300", "--items", "120",

@@ -1017,6 +1017,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=_cmd_export_reviews)
 
+    for command in sub.choices.values():  # main's errors for an unknown option name the command
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -1039,7 +1041,9 @@ def _after_interrupt(exc: BaseException) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would print the top-level usage: the command's is the useful one
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     logging.basicConfig(
         level=logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
