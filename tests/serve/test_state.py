@@ -12,7 +12,7 @@ import pytest
 from deepcart.errors import InputError
 from deepcart.serve.state import FoldInBatcher, ModeUnavailable, ServingState, load_state
 
-from .conftest import World
+from .conftest import TAG, World
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +143,25 @@ def test_a_min_engagement_no_item_reaches_is_refused_at_load(world: World, tmp_p
         load_state(world.settings(tmp_path / "r.db", min_engagement=100_000))
     assert str(err.value).startswith("--min-engagement 100000: no item has that many ratings")
     assert str(err.value).endswith("; lower it")
+
+
+def test_a_missing_production_split_gives_the_whole_train_command(
+    world: World, tmp_path: Path
+) -> None:
+    """The command it gives trains into the model folder the service reads (it had no
+    --model-dir: the model would have gone to ./models)."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(world.data_dir, data)
+    shutil.rmtree(data / TAG / "splits" / "none")
+    settings = world.settings(tmp_path / "r.db", data_dir=data)
+    with pytest.raises(InputError) as err:
+        load_state(settings)
+    assert str(err.value).endswith(
+        f"; make it (and the production model) with: deepcart train --data-tag {TAG} --type als "
+        f"--split none --data-dir {data} --model-dir {world.model_dir}"
+    )
 
 
 def test_the_served_heap_is_frozen_and_thawed(world: World, tmp_path: Path) -> None:

@@ -100,9 +100,8 @@ def load_dataset(settings: Settings) -> Dataset:
     """Read the dataset ``settings.data_tag`` and its production split; check they match."""
     tag = settings.data_tag
     paths = require_dataset(settings.data_dir, tag)
-    train_cmd = (
-        f"deepcart train --data-dir {settings.data_dir} --data-tag {tag} --type {settings.type} "
-        "--split none"
+    train_cmd = train_command(
+        tag, "none", settings.type, "best", settings.model_dir, settings.data_dir
     )
     try:
         split = load_split(settings.data_dir, tag, "none")
