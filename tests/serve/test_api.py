@@ -50,6 +50,9 @@ def test_health_and_docs(client: TestClient) -> None:
     assert body["data_tag"] == TAG and body["model"] == "als"
     assert body["modes"] == ["best", "worst"] and body["users"] > 100
     assert client.get("/docs").status_code == 200
+    head = client.head("/health")  # a load balancer's probe
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["x-deepcart-version"] == "1"
     spec = client.get("/openapi.json").json()
     assert "/recommendations" in spec["paths"] and "/users/{user_id}/reviews" in spec["paths"]
 
@@ -363,7 +366,7 @@ def test_every_error_has_the_same_shape(client: TestClient) -> None:
     # Starlette's own answers too (an unknown path, a wrong method), with their headers kept
     assert _message(client.get("/no/such/path"), 404) == "Not Found"
     r = client.delete("/health")
-    assert _message(r, 405) == "Method Not Allowed" and r.headers["allow"] == "GET"
+    assert _message(r, 405) == "Method Not Allowed" and r.headers["allow"] == "GET, HEAD"
     # a path two routes share: both methods (Starlette named only the first route's)
     r = client.delete("/users/U1/reviews")
     assert _message(r, 405) == "Method Not Allowed" and r.headers["allow"] == "GET, POST"

@@ -263,8 +263,9 @@ health = APIRouter(tags=["health"])
 
 
 @health.get("/health", response_model=Health)
+@health.head("/health", response_model=Health, include_in_schema=False)  # a load balancer's probe
 async def get_health(state: StateDep) -> dict[str, Any]:
-    """Liveness and what is loaded."""
+    """Liveness and what is loaded (HEAD too: a load balancer's probe)."""
     return {
         "status": "ok",
         "pid": os.getpid(),
