@@ -18,6 +18,11 @@ class InputError(DeepCartError):
     """A bad argument or a missing/unreadable input file."""
 
 
+class FitDiverged(InputError):
+    """A fit whose numbers ran away (NaN or infinite): the hyperparameters (a learning rate, a
+    confidence weight, a regularization) are outside what the data can take."""
+
+
 class DataFormatError(DeepCartError):
     """A malformed record in an input file, located by file and line number."""
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from deepcart.errors import InputError
+from deepcart.errors import FitDiverged, InputError
 from deepcart.models import REGISTRY, available, create, model_class, parse_params
 from deepcart.models.base import NotFittedError, Recommender
 
@@ -343,3 +345,32 @@ def test_params_json_refuses_a_key_given_twice() -> None:
     with pytest.raises(InputError, match="--params: 'seed' given twice"):
         parse_params('{"seed": 1, "seed": 2}')
     assert parse_params('{"seed": 1, "k": {"a": 1}}') == {"seed": 1, "k": {"a": 1}}
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "what"),
+    [
+        ("ease", {"reg": 1e40}, "its scores are NaN or infinite"),  # float32 overflow
+        ("als", {"alpha": 1e20, "backend": "numpy"}, "its scores are NaN or infinite"),
+        ("als", {"alpha": 1e20, "backend": "implicit"}, "NaN encountered in factors"),
+        ("vae", {"lr": 1e10, "epochs": 3, "progress": False, "log_dir": None}, "training loss nan"),
+    ],
+)
+def test_a_fit_that_diverges_is_refused_naming_what_was_changed(
+    model: str, params: dict, what: str
+) -> None:
+    """A fit whose numbers ran away used to be saved (then every command that used it failed
+    on NaN scores) or to end in implicit's traceback."""
+    if not available(model) or (
+        params.get("backend") == "implicit" and importlib.util.find_spec("implicit") is None
+    ):
+        pytest.skip(f"{model} {params.get('backend', '')} is not installed here")
+    m = create(model, params)
+    with pytest.raises(FitDiverged) as err, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way there
+        m.fit(planted())
+    message = str(err.value)
+    assert message.startswith(f"{model}: the fit diverged ({what}")
+    changed = next(k for k in params if k in ("reg", "alpha", "lr"))
+    assert f"{changed}={params[changed]!r}" in message and "progress" not in message
+    assert isinstance(err.value, InputError)  # the CLI's one line, exit 2

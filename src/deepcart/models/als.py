@@ -419,7 +419,12 @@ class ALSModel(Recommender):
             bar.update()
 
         # Our bar, not implicit's (which would ignore --quiet and print for tiny fits).
-        lib.fit(cu, show_progress=False, callback=after_iteration)
+        try:
+            lib.fit(cu, show_progress=False, callback=after_iteration)
+        except Exception as exc:
+            if type(exc).__name__ != "ModelFitError":  # implicit's "NaN encountered in factors"
+                raise
+            raise self.diverged(str(exc).rstrip(".")) from None
         return lib.user_factors, lib.item_factors
 
     def _prepare(self) -> None:

@@ -38,11 +38,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepcart import __version__
-from deepcart.errors import DeepCartError, InputError
+from deepcart.errors import DeepCartError, FitDiverged, InputError
 from deepcart.eval.metrics import top_k
 from deepcart.fsutil import atomic_path, atomic_write_text, make_dirs
 
 FORMAT_VERSION = 1
+
+
+#: Parameters that change how a fit runs or reports, not what it computes.
+_HOUSEKEEPING = frozenset({"progress", "log_dir", "threads", "device"})
 
 
 class NotFittedError(DeepCartError):
@@ -85,6 +89,16 @@ class Recommender(ABC):
         sig = inspect.signature(type(self).__init__)
         return {n: getattr(self, n) for n in sig.parameters if n != "self"}
 
+    def changed_params(self) -> dict[str, Any]:
+        """The hyperparameters set away from their defaults (leaving out those that change
+        how a fit runs or reports, not what it computes: progress, log_dir, threads, device)."""
+        defaults = type(self)().get_params()
+        return {
+            k: v
+            for k, v in self.get_params().items()
+            if defaults.get(k) != v and k not in _HOUSEKEEPING
+        }
+
     @classmethod
     def param_names(cls) -> list[str]:
         return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
@@ -113,7 +127,35 @@ class Recommender(ABC):
             raise InputError("user_items: has no item columns")
         self.n_items_ = x.shape[1]
         self._fit(x, **side)
+        self._check_finite(x)
         return self
+
+    #: Rows of the training matrix scored after a fit to see that the scores are numbers.
+    probe_rows: ClassVar[int] = 8
+
+    def _check_finite(self, x: sp.csr_matrix) -> None:
+        """Refuse a fit that diverged: scores of a few training users that are NaN or +inf
+        would be saved, then fail every later command with a message about NaN scores."""
+        rows = np.flatnonzero(np.diff(x.indptr))[: self.probe_rows]
+        if not len(rows):
+            return
+        scores = np.asarray(self._score(x[rows]))
+        if np.isnan(scores).any() or np.isposinf(scores).any():
+            raise self.diverged("its scores are NaN or infinite")
+
+    def diverged(self, what: str) -> FitDiverged:
+        """The error for a fit that ran away (``what`` happened), naming the hyperparameters
+        set away from their defaults."""
+        changed = self.changed_params()
+        given = (
+            "with " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
+            if changed
+            else "with its default hyperparameters"
+        )
+        return FitDiverged(
+            f"{self.name}: the fit diverged ({what}) {given}; a smaller learning rate or "
+            "confidence weight, or other regularization, keeps the numbers finite"
+        )
 
     @abstractmethod
     def _fit(self, x: sp.csr_matrix, **side: Any) -> None: ...

@@ -583,6 +583,8 @@ class NeuralRecommender(Recommender):
                                 extras[k] = extras.get(k, 0.0) + v * n
                         seen += len(order)
                     record = {"epoch": epoch + 1, "loss": total / seen}
+                    if not math.isfinite(record["loss"]):  # no later epoch will mend it
+                        raise self.diverged(f"training loss {record['loss']} at epoch {epoch + 1}")
                     record.update({k: v / seen for k, v in extras.items()})
                     if val is not None:
                         record.update(self._val_metrics(net, device, val))
