@@ -449,7 +449,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
 
     types = [t.strip() for t in args.type.split(",") if t.strip()]
     params = parse_params(args.params)
-    if params and len(types) != 1:
+    if params and (len(types) != 1 or types == ["all"]):  # 'all' used to drop them unread
         raise InputError("--params: applies to a single --type, not to a list or 'all'")
     per_model = {types[0]: params} if params else {}
     for t, nn in _nn_params(args, types).items():

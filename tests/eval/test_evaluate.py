@@ -97,6 +97,8 @@ def test_odd_flags_are_one_line_errors(workdir: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     cases = [
         (["--type", ","], "--type: expected a model, a comma-separated list or 'all', got none"),
+        (["--type", "all", "--params", '{"bogus": 1}'],  # was read by no model, silently
+         "--params: applies to a single --type, not to a list or 'all'"),
         (["--type", "popular", "--split", "timestamp", "--cut-points", "1,2"],
          "--split timestamp: the training part of dataset 't' has no ratings"),
     ]  # fmt: skip
@@ -158,6 +160,20 @@ def test_params_that_differ_from_the_saved_model_are_fitted(
         return json.loads(doc.read_text())["source"]
 
     assert source() == "saved"
+    saved = workdir / "models" / "t" / "users" / "itemknn"
+    assert f"Scoring the saved itemknn model at {saved} (default hyperparameters)" in (
+        capsys.readouterr().out
+    )
+    # What was scored, and with which hyperparameters, is in the report (recomputable).
+    assert json.loads(doc.read_text())["params"] == create("itemknn").get_params()
+    assert main(["train", *_args(workdir, "--type", "itemknn", "--params", '{"k": 7}')]) == 0
+    capsys.readouterr()
+    assert source() == "saved"
+    assert f"Scoring the saved itemknn model at {saved} (hyperparameters k=7)" in (
+        capsys.readouterr().out
+    )
+    assert json.loads(doc.read_text())["params"]["k"] == 7
+    assert main(["train", *_args(workdir, "--type", "itemknn", "--quiet")]) == 0
     assert source("--params", '{"k": 3}') == "fitted"
     default_k = create("itemknn").get_params()["k"]
     assert source("--params", json.dumps({"k": default_k})) == "saved"  # the same as saved

@@ -52,6 +52,7 @@ class EvalResult:
     model: str
     k: int
     source: str  # "saved" or "fitted"
+    params: dict[str, Any]  # the scored model's hyperparameters
     metrics: dict[str, float]
     ci: dict[str, tuple[float, float]]
     n_scored: int
@@ -244,6 +245,11 @@ def evaluate_models(
             if saved is not None:
                 model, fit_seconds = saved
                 source = "saved"
+                changed = ", ".join(f"{k}={v!r}" for k, v in model.changed_params().items())
+                echo(
+                    f"Scoring the saved {model_key(model_type, mode)} model at {path} "
+                    f"({'hyperparameters ' + changed if changed else 'default hyperparameters'})"
+                )
             else:
                 with progress_enabled(progress):
                     model, fit_seconds = fit_model(
@@ -269,6 +275,7 @@ def evaluate_models(
             model=model_key(model_type, mode),
             k=k,
             source=source,
+            params=_json_params(model.get_params()),
             metrics=metrics,
             ci=ci,
             n_scored=ndcg.n_scored,
@@ -302,6 +309,26 @@ def evaluate_models(
     return results
 
 
+def _json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Hyperparameters as JSON holds them (NaN as null; anything else not JSON, such as a
+    path, as its text)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        if v is None or isinstance(v, str | int | float | bool):
+            return v
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        return str(v)
+
+    return {k: clean(v) for k, v in params.items()}
+
+
 def json_number(x: Any) -> Any:
     """``x`` for a JSON report: NaN (no value) as null."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
@@ -321,6 +348,7 @@ def _write_metrics(
         "split_id": split_id(split),
         "split_params": split.params.__dict__,
         "source": r.source,
+        "params": r.params,
         "metrics": {k: clean(v) for k, v in r.metrics.items()},
         "ci95": {k: [clean(a), clean(b)] for k, (a, b) in r.ci.items()},
         "users_scored": r.n_scored,
