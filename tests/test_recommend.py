@@ -201,6 +201,14 @@ def test_users_file_forms(root: Path, capsys: pytest.CaptureFixture) -> None:
     )
     code, _, err = run(root)
     assert code == 2 and "is a directory" in err
+    # A CSV without a user_id column: its whole lines were taken as ids, none matched, exit 0.
+    for name in ("uid.csv", "uid.txt"):
+        (root / name).write_text("uid,note\nu01,x\n")
+        code, _, err = run(root / name)
+        assert code == 2 and err == (
+            f"deepcart: error: --users: {root / name}: a CSV needs a user_id column; its first "
+            "line is 'uid,note' (or list one id a line)\n"
+        )
     (root / "long.txt").write_text("x" * 200_000 + "\nu01\n")  # over csv's field limit: no CSV
     assert run(root / "long.txt")[0] == 0
     (root / "long.csv").write_text("user_id\n" + "x" * 200_000 + "\n")

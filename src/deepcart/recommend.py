@@ -275,6 +275,13 @@ def read_user_list(path: str | Path) -> list[str]:
             if "user_id" in names:
                 col = names.index("user_id")
                 ids = [row[col].strip() for row in rows[1:] if col < len(row) and row[col].strip()]
+        looks_csv = p.suffix.lower() == ".csv" or (lines and "," in lines[0])
+        if looks_csv and ids and ids[0] == lines[0].strip():  # no user_id column found
+            # Its lines would be taken whole as ids (a user id holds no comma): none would match.
+            raise InputError(
+                f"--users: {p}: a CSV needs a user_id column; its first line is "
+                f"{lines[0].strip()[:80]!r} (or list one id a line)"
+            )
     if not ids:
         raise InputError(f"--users: {p} lists no user ids")
     return ids
