@@ -239,3 +239,29 @@ def test_spark_master_without_engine_spark_is_an_error(
             "deepcart: error: --spark-master: only with --engine spark "
             f"(this is --engine {engine})\n"
         )
+
+
+def _duckdb_interrupted(args: object) -> int:
+    """A query Ctrl-C stops: DuckDB raises its own InterruptException (a real one here)."""
+    import threading
+
+    import duckdb
+
+    con = duckdb.connect()
+    threading.Timer(0.3, con.interrupt).start()
+    con.execute("SELECT count(*) FROM range(1000000000000) t(i) WHERE i % 7 = 3").fetchall()
+    return 0
+
+
+def _arrow_read_interrupted(args: object) -> int:
+    raise RuntimeError("Query interrupted")  # how it surfaces through a record batch reader
+
+
+@pytest.mark.parametrize("command", [_duckdb_interrupted, _arrow_read_interrupted])
+def test_ctrl_c_inside_duckdb_is_interrupted_not_a_traceback(
+    command: object, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # 1 build in 3 interrupted with Ctrl-C ended in "RuntimeError: Query interrupted".
+    monkeypatch.setattr("deepcart.cli._cmd_build", command)
+    assert main(["build", "--tag", "t"]) == 130
+    assert capsys.readouterr().err == "deepcart: interrupted\n"

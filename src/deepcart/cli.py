@@ -1026,6 +1026,17 @@ def _torch_out_of_memory(exc: RuntimeError) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(exc)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is how Ctrl-C surfaced: DuckDB turns the signal into its own
+    ``InterruptException`` or a ``RuntimeError("Query interrupted")`` (reading a result as
+    Arrow), and the KeyboardInterrupt never comes; or an error raised while one was handled."""
+    if type(exc).__name__ == "InterruptException":
+        return True
+    if isinstance(exc, RuntimeError) and str(exc).strip() == "Query interrupted":
+        return True
+    return _after_interrupt(exc)
+
+
 def _after_interrupt(exc: BaseException) -> bool:
     """Whether ``exc`` was raised while a Ctrl-C was being handled: cleaning up after an
     interrupted Spark call (py4j reconnecting to a JVM that is cancelling its jobs) can fail."""
@@ -1054,6 +1065,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deepcart: error: {exc}", file=sys.stderr)
         return 2
     except (MemoryError, RuntimeError) as exc:  # sizes asked for (hyperparameters) beyond memory
+        if _interrupted(exc):
+            print("deepcart: interrupted", file=sys.stderr)
+            return 130
         # torch reports a failed allocation as a RuntimeError (OutOfMemoryError on a GPU).
         if not isinstance(exc, MemoryError) and not _torch_out_of_memory(exc):
             raise
@@ -1076,7 +1090,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("deepcart: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:
-        if not _after_interrupt(exc):
+        if not _interrupted(exc):
             raise
         print("deepcart: interrupted", file=sys.stderr)
         return 130
