@@ -511,6 +511,67 @@ def test_csv_columns_override_on_the_command_line(tmp_path: Path, out: Path) -> 
     assert (row["user_id"], row["parent_asin"], row["rating"]) == ("AUSER", "B000000001", 5.0)
 
 
+def test_csv_columns_contradicting_the_header_is_an_error(
+    tmp_path: Path, out: Path, capsys
+) -> None:
+    src = write(tmp_path, "h.csv", "user_id,parent_asin,rating,timestamp\nU1,ITEM1,5,1600000000\n")
+    rc = main(
+        [
+            "ingest",
+            str(src),
+            "--output-dir",
+            str(out),
+            "--quiet",
+            "--csv-columns",
+            "parent_asin,user_id,rating,timestamp",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1
+    assert err.startswith(f"deepcart: error: {src}:1: --csv-columns parent_asin,user_id,rating,")
+    assert "header 'user_id,parent_asin,rating,timestamp'" in err
+    assert "(columns user_id,parent_asin,rating,timestamp)" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_csv_columns_agreeing_with_the_header(tmp_path: Path, out: Path) -> None:
+    text = "item,user,rating,time,history\nB00JMDPK8S,AUSER1,3.0,1404402463,\n"
+    src = write(tmp_path, "x.csv", text)
+    cols = ["user_id", "parent_asin", "rating", "timestamp"]
+    with pytest.raises(InputError, match="contradicts the CSV header"):
+        ingest_file(src, out, csv_columns=cols)
+    cols = ["parent_asin", "user_id", "rating", "timestamp"]
+    (row,) = rows(ingest_file(src, out, csv_columns=cols).output)
+    assert (row["user_id"], row["parent_asin"], row["timestamp"]) == (
+        "AUSER1",
+        "B00JMDPK8S",
+        1404402463000,
+    )
+
+
+def test_csv_columns_name_the_columns_of_an_unknown_header(tmp_path: Path, out: Path) -> None:
+    src = write(tmp_path, "x.csv", "a,b,c,d\nU1,B000000001,4,1600000000\n")
+    assert "has no column for user_id" in error_of(src, out).reason
+    cols = ["user_id", "parent_asin", "rating", "timestamp"]
+    report = ingest_file(src, out, csv_columns=cols)
+    assert (report.lines_read, report.rows_written) == (1, 1)
+    assert rows(report.output)[0]["user_id"] == "U1"
+
+
+@pytest.mark.parametrize("name", ["r.jsonl", "r.parquet"])
+def test_csv_columns_for_a_file_that_is_not_a_csv(tmp_path: Path, out: Path, name: str) -> None:
+    src = write(tmp_path, "r.jsonl", jsonl([review23(0)]))
+    if name.endswith(".parquet"):
+        src = ingest_file(src, tmp_path / "pq").output
+    cols = ["user_id", "parent_asin", "rating", "timestamp"]
+    with pytest.raises(InputError) as info:
+        ingest_file(src, out, csv_columns=cols)
+    assert str(info.value).startswith(f"{src}: --csv-columns user_id,parent_asin,rating,timestamp")
+    assert "is for a ratings CSV" in str(info.value)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "header",
     [
@@ -592,6 +653,29 @@ def test_csv_stray_carriage_return(tmp_path: Path, out: Path) -> None:
 def test_csv_wrong_field_count_message(tmp_path: Path, out: Path) -> None:
     src = write(tmp_path, "bad.csv", "U1,B000000001,5.0,1600000000\nU2,B000000002,5.0\n")
     assert str(error_of(src, out)) == f"{src}:2: expected 4 comma-separated fields, got 3"
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "1e30", "-9e15"])
+def test_csv_timestamp_out_of_range(tmp_path: Path, out: Path, value: str) -> None:
+    src = write(tmp_path, "ts.csv", f"U0,B000000000,5,1600000000\nU1,B000000001,5,{value}\n")
+    err = error_of(src, out)
+    assert str(err) == (
+        f"{src}:2: timestamp '{value}' is out of range (Unix seconds or milliseconds, "
+        "below 9e15 ms in absolute value)"
+    )
+    report = ingest_file(src, out, on_bad_lines="skip")
+    assert (report.rows_written, report.skipped) == (1, {"timestamp_out_of_range": 1})
+    reconciles(report)
+
+
+def test_negative_timestamps_are_kept_in_csv_and_json(tmp_path: Path, out: Path) -> None:
+    # before 1970 is a valid Unix time; each source keeps its unit (CSV: seconds below 1e11)
+    csv_src = write(tmp_path, "neg.csv", "U1,B000000001,5,-100\n")
+    assert rows(ingest_file(csv_src, out).output)[0]["timestamp"] == -100_000
+    json_src = write(tmp_path, "neg.jsonl", jsonl([review23(0, timestamp=-100)]))
+    assert rows(ingest_file(json_src, out).output)[0]["timestamp"] == -100
+    old_src = write(tmp_path, "neg18.json", jsonl([review18(0, unixReviewTime=-100)]))
+    assert rows(ingest_file(old_src, out).output)[0]["timestamp"] == -100_000
 
 
 # --------------------------------------------------------------------------- Parquet

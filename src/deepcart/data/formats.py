@@ -52,6 +52,8 @@ RATING_MIN = 1.0
 RATING_MAX = 5.0
 #: A timestamp below this is taken to be in seconds and multiplied by 1000 (1e11 ms is 1973).
 SECONDS_LIMIT = 100_000_000_000
+#: A CSV timestamp (ms, after scaling) must be below this in absolute value (float64 is exact).
+TIMESTAMP_MS_LIMIT = 9.0e15
 #: The shape of an Amazon item id: a B-prefixed ASIN or an ISBN-10.
 ASIN_RE = re.compile(r"^(B[0-9A-Z]{9}|[0-9]{9}[0-9X])$")
 
@@ -161,7 +163,7 @@ def seconds_to_ms(arr: pa.Array) -> pa.Array:
 def auto_ms(values: pa.Array) -> pa.Array:
     """float64 timestamps -> int64 ms; values below 1e11 are seconds and are multiplied by 1000."""
     scaled = pc.if_else(pc.less(pc.abs(values), SECONDS_LIMIT), pc.multiply(values, 1000.0), values)
-    ok = pc.less(pc.abs(scaled), 9.0e15)  # float64 integers are exact below 2**53
+    ok = pc.less(pc.abs(scaled), TIMESTAMP_MS_LIMIT)  # float64 integers are exact below 2**53
     scaled = pc.if_else(ok, pc.round(scaled), pa.scalar(None, pa.float64()))
     return pc.cast(scaled, pa.int64())
 
@@ -616,6 +618,9 @@ def convert_ratings_csv(t: pa.Table) -> Converted:
     raw_ts = column(t, "timestamp")
     rating, rating_bad = parse_numbers(raw_rating)
     ts, ts_bad = parse_numbers(raw_ts)
+    ts_ms = auto_ms(ts)
+    # a number auto_ms cannot turn into int64 ms (|ms| >= 9e15, about the year 287,000)
+    ts_range_bad = pc.and_(pc.is_valid(ts), pc.is_null(ts_ms))
     n = t.num_rows
     table = _table(
         REVIEW_SCHEMA.names,
@@ -623,7 +628,7 @@ def convert_ratings_csv(t: pa.Table) -> Converted:
             non_empty(column(t, "user_id")),
             non_empty(column(t, "parent_asin")),
             rating,
-            auto_ms(ts),
+            ts_ms,
             pa.nulls(n, _STRING),
             pa.nulls(n, _STRING),
             pa.nulls(n, pa.int32()),
@@ -640,6 +645,14 @@ def convert_ratings_csv(t: pa.Table) -> Converted:
             "bad_timestamp",
             ts_bad,
             lambda i: f"timestamp {raw_ts[i].as_py()!r} is not a number",
+        ),
+        Check(
+            "timestamp_out_of_range",
+            ts_range_bad,
+            lambda i: (
+                f"timestamp {raw_ts[i].as_py()!r} is out of range (Unix seconds or milliseconds, "
+                "below 9e15 ms in absolute value)"
+            ),
         ),
     ]
     return Converted(table, checks)

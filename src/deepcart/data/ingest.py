@@ -39,6 +39,8 @@ file is left behind. With ``on_bad_lines="skip"`` bad lines are dropped and coun
 ``rating_out_of_range``           rating outside 1..5 (or NaN)
 ``bad_type:<raw field>``          another field read has an impossible type (e.g. a list title)
 ``bad_timestamp``                 CSV: the timestamp is not a number
+``timestamp_out_of_range``        CSV: the timestamp is a number too large for int64 ms (its
+                                  absolute value, in ms, 9e15 or more)
 ``wrong_field_count``             CSV: a row without the file's number of fields
 ``invalid_csv``                   CSV: a row the csv module cannot split (a stray carriage return)
 ``truncated_gzip``                the .gz ends before its end-of-stream marker: the partial last
@@ -205,8 +207,10 @@ def ingest_file(
 
     ``on_bad_lines``: ``"error"`` raises :class:`DataFormatError` at the first bad line (no output
     is left behind); ``"skip"`` drops bad lines and counts them per reason in the report.
-    ``csv_columns``: the column order of a ratings CSV (the four canonical names), overriding the
-    header or the detected order. ``progress`` shows a progress bar on a terminal.
+    ``csv_columns``: the column order of a headerless ratings CSV (the four canonical names),
+    overriding the detected order; with a header ingest reads, it must agree with the header, and
+    for a file that is not a CSV it is an error (:class:`InputError`). It also names the columns
+    of a CSV whose header ingest cannot read. ``progress`` shows a progress bar on a terminal.
     """
     if on_bad_lines not in ("error", "skip"):
         raise InputError(f"on_bad_lines: expected 'error' or 'skip', got {on_bad_lines!r}")
@@ -550,13 +554,16 @@ def _plan(path: Path, csv_columns: Sequence[str] | None) -> _Plan:
     if not magic:
         raise DataFormatError(path, None, "empty file: no records")
     if magic == _PARQUET_MAGIC:
-        return _plan_parquet(path)
+        plan = _plan_parquet(path)
+        _no_csv_columns(path, plan, csv_columns)
+        return plan
     gz = magic.startswith(_GZIP_MAGIC)
     lines = _sniff(path, gz)
     first_no, first = lines[0]
     head = first.lstrip()
     if head.startswith(b"{"):
         plan = _plan_json(path, lines)
+        _no_csv_columns(path, plan, csv_columns)
     elif head.startswith(b"["):
         raise DataFormatError(
             path,
@@ -567,6 +574,15 @@ def _plan(path: Path, csv_columns: Sequence[str] | None) -> _Plan:
         plan = _plan_csv(path, lines, csv_columns)
     plan.gz = gz
     return plan
+
+
+def _no_csv_columns(path: Path, plan: _Plan, csv_columns: Sequence[str] | None) -> None:
+    """``csv_columns`` given for a file that is not a CSV is an error, not silently ignored."""
+    if csv_columns is not None:
+        raise InputError(
+            f"{path}: --csv-columns {','.join(csv_columns)} is for a ratings CSV, but this file "
+            f"is {plan.name}; leave it out for this file (ingest it in a separate command)"
+        )
 
 
 def _plan_json(path: Path, lines: list[tuple[int, bytes]]) -> _Plan:
@@ -632,14 +648,15 @@ def _plan_csv(
         )
     rating_pos = list(csv_columns).index("rating") if csv_columns else 2
     header = not F.is_number(fields[rating_pos])
-    if csv_columns:
-        columns = {name: i for i, name in enumerate(csv_columns)}
-    elif header:
+    if header:
         names = [f.strip().lower() for f in fields]
         columns = {}
         for canon, aliases in F.CSV_ALIASES.items():
             idx = next((i for i, name in enumerate(names) if name in aliases), None)
             if idx is None:
+                if csv_columns:  # a header ingest cannot read: the flag names the columns
+                    columns = {name: i for i, name in enumerate(csv_columns)}
+                    break
                 raise DataFormatError(
                     path,
                     first_no,
@@ -647,6 +664,16 @@ def _plan_csv(
                     f"(expected one of {', '.join(aliases)})",
                 )
             columns[canon] = idx
+        flagged = {name: i for i, name in enumerate(csv_columns or ())}
+        if csv_columns and columns != flagged:
+            order = ",".join(sorted(columns, key=columns.__getitem__))
+            raise InputError(
+                f"{path}:{first_no}: --csv-columns {','.join(csv_columns)} contradicts the CSV "
+                f"header {','.join(fields)!r} (columns {order}); --csv-columns is for a "
+                "headerless CSV: leave it out, or give the header's order"
+            )
+    elif csv_columns:
+        columns = {name: i for i, name in enumerate(csv_columns)}
     else:
         if n > 5:
             raise DataFormatError(
