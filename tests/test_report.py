@@ -18,6 +18,7 @@ from deepcart.cli import main
 from deepcart.data.build import build_dataset
 from deepcart.data.split import SplitParams
 from deepcart.data.synth import synthesize
+from deepcart.errors import InputError
 from deepcart.eval.evaluate import evaluate_models
 from deepcart.report import SECTIONS, write_report
 from deepcart.report.stats import tail
@@ -247,6 +248,80 @@ def test_report_refuses_a_non_html_out_and_damaged_dataset_files(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "manifest.json: not valid JSON" in err
     assert not (tmp_path / "r.html").exists()
+
+
+FUNNEL_OK = {
+    "reviews_read": 5,
+    "items_dropped_min_ratings": 0,
+    "items_dropped_no_review": 0,
+    "users_dropped_min_interactions": 0,
+    "reviews_written": 5,
+    "items_written": 2,
+}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ('{"counts": 5}', "'counts': expected a JSON object, got int"),
+        ('{"counts": [1, 2]}', "'counts': expected a JSON object, got list"),
+        ('{"counts": null}', "'counts': expected a JSON object, got null"),
+        ('{"counts": {"reviews_read": 5}}', "'counts': missing items_dropped_min_ratings, "),
+        (json.dumps({"counts": {**FUNNEL_OK, "reviews_read": "5"}}),
+         "'counts': reviews_read: expected a whole number >= 0, got '5'"),
+        (json.dumps({"counts": {**FUNNEL_OK, "duplicates_dropped": True}}),
+         "'counts': duplicates_dropped: expected a whole number >= 0, got True"),
+        ('{"params": [1]}', "'params': expected a JSON object, got list"),
+        ('{"report": "abc"}', "'report': expected a list of strings"),
+        ('[{"counts": {}}]', "expected a JSON object"),
+    ],
+)  # fmt: skip
+def test_a_manifest_of_the_wrong_shape_is_a_one_line_error(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture, manifest: str, message: str
+) -> None:
+    """{"counts": 5} used to end in "TypeError: argument of type 'int' is not iterable"; a
+    count missing in a KeyError; a list of counts or a report string went unnoticed."""
+    import shutil
+
+    shutil.copytree(dataset / "data" / TAG, tmp_path / "data" / TAG)
+    path = tmp_path / "data" / TAG / "manifest.json"
+    path.write_text(manifest)
+    out = tmp_path / "r.html"
+    args = ["report", "--data-dir", str(tmp_path / "data"), "--data-tag", TAG,
+            "--reports-dir", str(tmp_path / "none"), "--out", str(out)]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"deepcart: error: {path}: ") and message in err
+    assert err.count("\n") == 1 and not out.exists()
+
+
+def test_no_counts_is_a_note_and_empty_counts_an_error(dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    shutil.copytree(dataset / "data" / TAG, tmp_path / "data" / TAG)
+    (tmp_path / "data" / TAG / "manifest.json").write_text('{"counts": {}, "params": {}}')
+    with pytest.raises(InputError, match="'counts': missing reviews_read"):
+        write_report(tmp_path / "data", TAG, reports_dir=tmp_path / "none")
+    (tmp_path / "data" / TAG / "manifest.json").write_text("{}")
+    doc = write_report(tmp_path / "data", TAG, reports_dir=tmp_path / "none").read_text()
+    assert "The manifest holds no build counts." in doc
+
+
+def test_a_tuning_with_no_best_is_in_the_report(dataset: Path, tmp_path: Path) -> None:
+    """A tune file whose best is null (no combination could be scored) used to be listed as
+    unreadable ("no 'best' object")."""
+    tune = tmp_path / "reports" / TAG / "random" / "tune" / "ease.json"
+    tune.parent.mkdir(parents=True)
+    why = "no combination could be scored: none of the 1 validation users has a <held-out> item"
+    trial = {"params": {"reg": 1}, "metrics": {"ndcg": {"per_split": [None], "mean": None,
+             "se": None}}, "fit_seconds_mean": 0.01}  # fmt: skip
+    tune.write_text(json.dumps({"model": "ease", "best": None, "test_command": None,
+                                "no_best": why, "trials": [trial]}))  # fmt: skip
+    doc = write_report(dataset / "data", TAG, reports_dir=tmp_path / "reports").read_text()
+    assert "Tuning ease: random split, best mode, 1 combinations" in doc
+    assert "No best: no combination could be scored: none of the 1 validation users has a " \
+        "&lt;held-out&gt; item." in doc  # fmt: skip
+    assert "Skipped unreadable files:" not in doc and "On the test users:" not in doc
 
 
 def test_tail_statistics_by_hand() -> None:

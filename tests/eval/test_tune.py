@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from deepcart.cli import main
+from deepcart.data.build import build_dataset
 from deepcart.data.split import SplitParams, load_split
 from deepcart.eval.evaluate import evaluate_model
 from deepcart.eval.tune import combinations, command_to_test, parse_grid
 from deepcart.training import fit_model, load_trainable
+from tests.data.test_build import write_reviews
 from tests.eval.datasets import power_law_dataset, run_with_reports_dir_a_file
 
 
@@ -206,6 +208,48 @@ def test_tune_checks_where_it_writes_before_the_first_fit(
         f"deepcart: error: cannot write {blocker}/t/users/tune/ease.json: {blocker} exists and "
         "is not a directory\n"
     )
+
+
+def test_tune_refuses_a_min_engagement_no_item_reaches_before_the_first_fit(
+    workdir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """--mode worst --min-engagement above every item's count used to score every combination
+    0.0000 on empty lists and name a best; recommend refuses such a value, and so does tune."""
+    args = _tune(workdir, "--type", "ease", "--grid", '{"reg": [50, 500]}', "--mode", "worst",
+                 "--min-engagement", "100000", "--reports-dir", str(tmp_path))  # fmt: skip
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("deepcart: error: --min-engagement 100000: no item has that")
+    assert captured.err.count("\n") == 1
+    assert "[1/2]" not in captured.out and "Best" not in captured.out
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_tune_names_no_best_when_no_combination_could_be_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """One user: the random split's validation user has no held-out item known to train, so
+    every metric is NaN. Tune used to print "Best: {"reg": 1}" and write it as the best."""
+    rows = [("u0", f"i{i}", 4, 10**12 + i * 1000) for i in range(3)]
+    build_dataset(
+        reviews_file=write_reviews(tmp_path / "r.parquet", rows),
+        items_file=None,
+        output_dir=tmp_path / "data",
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    args = _tune(tmp_path, "--type", "ease", "--grid", '{"reg": [1, 2]}', "--split", "random")
+    assert main(args) == 0  # as `deepcart test` with no user to score: a result, not an error
+    out = capsys.readouterr().out
+    assert "Best:" not in out and "nan" not in out
+    assert "No best: no combination could be scored: none of the 1 validation users has a " \
+        "held-out item known to train" in out  # fmt: skip
+    doc = json.loads((tmp_path / "reports" / "t" / "random" / "tune" / "ease.json").read_text())
+    assert doc["best"] is None and doc["test_command"] is None
+    assert "no combination could be scored" in doc["no_best"]
+    assert [t["metrics"]["ndcg"]["mean"] for t in doc["trials"]] == [None, None]
 
 
 def test_the_cli_offers_every_metric_tune_ranks_by() -> None:

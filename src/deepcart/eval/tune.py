@@ -42,11 +42,17 @@ from deepcart.data.split import SplitParams, make_split
 from deepcart.data.splitdata import EvalSet, SplitData
 from deepcart.errors import InputError
 from deepcart.eval import metrics as M
-from deepcart.eval.evaluate import DEFAULT_REPORTS_DIR, TOPN, aligned, evaluate_model
+from deepcart.eval.evaluate import (
+    DEFAULT_REPORTS_DIR,
+    TOPN,
+    aligned,
+    evaluate_model,
+    fmt_number,
+)
 from deepcart.eval.repeat import SeededSplits, metrics_doc, summarise_metrics
 from deepcart.fsutil import atomic_write_text, check_dirs
 from deepcart.models import create, model_class, parse_json, parse_params
-from deepcart.modes import MIN_ENGAGEMENT, candidates, check_mode
+from deepcart.modes import LOW, MIN_ENGAGEMENT, candidates, check_mode, require_engaged
 from deepcart.training import fit_model, load_trainable, model_key, split_id
 
 #: The metrics a grid can be ranked by (``--metric``), all at K on the validation users.
@@ -193,6 +199,7 @@ def tune_model(
     early_stopping = bool(getattr(model_class(model_type), "uses_validation", False))
     per_combo: list[dict[str, list[float]]] = [{m: [] for m in METRICS} for _ in combos]
     fit_times: list[list[float]] = [[] for _ in combos]
+    n_val = 0  # validation users over the splits
     with SeededSplits(data_dir, tag, split_params, repeats) as splits:
         for r, split_params_r in enumerate(splits):
             split = make_split(data_dir, tag, split_params_r, echo=echo if r == 0 else _quiet)
@@ -203,11 +210,13 @@ def tune_model(
                     "tune on"
                 )
             allowed = candidates(data.train, mode, min_engagement)
+            require_engaged(data.train, allowed, min_engagement)  # as recommend: no empty lists
             where = (
                 f", split {r + 1} of {splits.repeats} (--seed {split_params_r.seed})"
                 if splits.repeats > 1
                 else ""
             )
+            n_val += data.val.n_users
             crossed = early_stopping and data.val.n_users >= 2
             echo(
                 f"Tuning {model_type} on {data.val.n_users:,} validation users{where}: "
@@ -225,7 +234,8 @@ def tune_model(
                 fit_times[i].append(fit_seconds)
                 echo(
                     f"  [{i + 1}/{len(combos)}] {_label(combo)}: {metric}@{k} "
-                    f"{per_combo[i][metric][-1]:.4f} ({time.perf_counter() - started:.1f} s)"
+                    f"{fmt_number(per_combo[i][metric][-1])} "
+                    f"({time.perf_counter() - started:.1f} s)"
                 )
         seeds = splits.seeds
         last_split = split
@@ -236,12 +246,25 @@ def tune_model(
     trials.sort(key=lambda t: -t.mean[metric] if not math.isnan(t.mean[metric]) else math.inf)
     for line in format_trials(trials, k, metric, len(seeds)):
         echo(line)
-    best = trials[0]
-    command = command_to_test(
-        data_dir, tag, model_type, {**base, **best.params}, split_params, mode, len(seeds),
-        k=k, min_engagement=min_engagement,
-    )  # fmt: skip
-    echo(f"Best: {_label(best.params)}; on the test users: {command}")
+    best: Trial | None = trials[0]
+    unscored = None
+    if all(math.isnan(t.mean[metric]) for t in trials):
+        # As `deepcart test` with no scorable user: a result (every score "no value"), not an
+        # error; but no combination is better than another, so none is named best.
+        best = None
+        what = "held-out item known to train" if mode == "best" else f"held-out rating <= {LOW:g}"
+        unscored = (
+            f"no combination could be scored: none of the {n_val:,} validation users"
+            f"{' (over the splits)' if len(seeds) > 1 else ''} has a {what}"
+        )
+        echo(f"No best: {unscored}; a larger dataset (or another --split) is needed.")
+    command = None
+    if best is not None:
+        command = command_to_test(
+            data_dir, tag, model_type, {**base, **best.params}, split_params, mode, len(seeds),
+            k=k, min_engagement=min_engagement,
+        )  # fmt: skip
+        echo(f"Best: {_label(best.params)}; on the test users: {command}")
     doc = {
         "deepcart_version": __version__,
         "model": model_type,
@@ -255,8 +278,9 @@ def tune_model(
         "split_params": {**split_params.__dict__, "seed": None},
         "seeds": seeds,
         "split_id": split_id(last_split) if len(seeds) == 1 else None,
-        "best": best.params,
+        "best": best.params if best is not None else None,
         "test_command": command,
+        "no_best": unscored,
         "trials": [
             {
                 "params": t.params,
@@ -362,8 +386,8 @@ def format_trials(trials: list[Trial], k: int, metric: str, n_splits: int) -> li
     head += [f"{m}@{k}" for m in ("ndcg", "recall", "hit_rate") if m != metric] + ["fit s"]
     rows = []
     for i, t in enumerate(trials, 1):
-        main = f"{t.mean[metric]:.4f}" + (f" ± {t.se[metric]:.4f}" if spread else "")
-        others = [f"{t.mean[m]:.4f}" for m in ("ndcg", "recall", "hit_rate") if m != metric]
+        main = fmt_number(t.mean[metric]) + (f" ± {fmt_number(t.se[metric])}" if spread else "")
+        others = [fmt_number(t.mean[m]) for m in ("ndcg", "recall", "hit_rate") if m != metric]
         rows.append([str(i), _label(t.params), main, *others, f"{t.fit_seconds:.2f}"])
     what = f"mean over {n_splits} splits' " if spread else ""
     return [

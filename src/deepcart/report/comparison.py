@@ -20,11 +20,16 @@ class Group:
     docs: list[dict[str, Any]]
 
 
-def _read(path: Path, key: str, problems: list[str]) -> dict[str, Any] | None:
-    """The JSON object in ``path`` if it has an object ``key``; else None, with a note."""
+def _read(
+    path: Path, key: str, problems: list[str], nullable: bool = False
+) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if it has an object ``key`` (or, ``nullable``, a null one);
+    else None, with a note."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
+        if not isinstance(doc, dict) or key not in doc:
+            raise ValueError(f"no '{key}' object")
+        if not isinstance(doc[key], dict) and not (nullable and doc[key] is None):
             raise ValueError(f"no '{key}' object")
     except (OSError, ValueError) as exc:
         problems.append(f"{path}: {exc}")
@@ -88,14 +93,15 @@ def _damage(doc: dict[str, Any], list_key: str | None) -> str | None:
 
 
 def _load_all(
-    root: Path, pattern: str, key: str, list_key: str | None = None
+    root: Path, pattern: str, key: str, list_key: str | None = None, nullable: bool = False
 ) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
-    """Every JSON object matching ``root/pattern`` with an object ``key`` (and a list
-    ``list_key``), with its path; and a note for each file that could not be read."""
+    """Every JSON object matching ``root/pattern`` with an object ``key`` (or a null one where
+    ``nullable``) and a list ``list_key``, with its path; and a note for each file that could
+    not be read."""
     found: list[tuple[Path, dict[str, Any]]] = []
     problems: list[str] = []
     for path in sorted(root.glob(pattern)):
-        doc = _read(path, key, problems)
+        doc = _read(path, key, problems, nullable)
         if doc is None:
             continue
         damage = _damage(doc, list_key)
@@ -119,8 +125,9 @@ def load_repeats(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], lis
 
 def load_tunes(reports_dir: Path, tag: str) -> tuple[list[dict[str, Any]], list[str]]:
     """Every ``<reports_dir>/<tag>/*/tune/*.json`` that ``deepcart tune`` wrote (one per split
-    protocol, model and mode); and a note for each file that could not be read."""
-    found, problems = _load_all(reports_dir / tag, "*/tune/*.json", "best", "trials")
+    protocol, model and mode; ``best`` null where no combination could be scored); and a note
+    for each file that could not be read."""
+    found, problems = _load_all(reports_dir / tag, "*/tune/*.json", "best", "trials", True)
     for path, doc in found:
         doc.setdefault("split", path.parent.parent.name)
         doc.setdefault("model", path.stem)

@@ -27,7 +27,7 @@ from deepcart.report.comparison import (
     ndcg,
     num,
 )
-from deepcart.report.stats import DatasetStats, Tail, funnel
+from deepcart.report.stats import DatasetStats, Tail, check_manifest, funnel
 
 DEFAULT_REPORTS_DIR = Path("reports")
 #: Section anchor -> heading, in report order. "models" appears only where metrics exist.
@@ -213,6 +213,7 @@ def write_report(
         raise InputError(f"min_engagement: expected a positive integer, got {min_engagement}")
     paths = require_dataset(data_dir, tag)
     manifest = load_manifest(paths)
+    check_manifest(manifest, paths.manifest)
     reports_dir = Path(reports_dir)
     out = Path(out) if out is not None else reports_dir / tag / "index.html"
     if out.is_dir():
@@ -489,7 +490,10 @@ def _tune_html(doc: dict[str, Any]) -> str:
             "the JSON file.</p>"
         )
     command = doc.get("test_command")
-    if isinstance(command, str) and command:
+    if doc.get("best") is None:
+        why = doc.get("no_best") or "no combination could be scored"
+        table += f"<p class='note'>No best: {_e(why)}.</p>"
+    elif isinstance(command, str) and command:
         table += f"<p class='note'>On the test users:</p><pre>{_e(command)}</pre>"
     return head + table
 

@@ -222,6 +222,45 @@ class DatasetStats:
         return products
 
 
+#: The build counts the funnel needs (``manifest.json``'s ``counts``) and those it reads if there.
+FUNNEL_COUNTS = ("reviews_read", "items_dropped_min_ratings", "users_dropped_min_interactions",
+                 "items_dropped_no_review", "reviews_written", "items_written")  # fmt: skip
+FUNNEL_OPTIONAL = ("duplicates_dropped", "reviews_dropped_k_core", "reviews_dropped_no_item",
+                   "reviews_dropped_no_user", "users_dropped_not_sampled",
+                   "reviews_dropped_not_sampled", "users_written")  # fmt: skip
+
+
+def check_manifest(manifest: dict[str, Any], path: Path) -> None:
+    """An InputError naming ``path`` where the parts of a manifest the report reads have the
+    wrong shape: ``counts`` (when there: an object with every count of :data:`FUNNEL_COUNTS`,
+    whole numbers >= 0), ``params`` (an object) and ``report`` (a list of strings)."""
+
+    def bad(what: str) -> InputError:
+        return InputError(f"{path}: {what}; rebuild the dataset")
+
+    def kind(value: Any) -> str:
+        return "null" if value is None else type(value).__name__
+
+    params = manifest.get("params", {})
+    if not isinstance(params, dict):
+        raise bad(f"'params': expected a JSON object, got {kind(params)}")
+    report = manifest.get("report", [])
+    if not isinstance(report, list) or not all(isinstance(x, str) for x in report):
+        raise bad("'report': expected a list of strings (the lines build printed)")
+    if "counts" not in manifest:
+        return  # nothing to draw the funnel from: the report says so
+    counts = manifest["counts"]
+    if not isinstance(counts, dict):
+        raise bad(f"'counts': expected a JSON object, got {kind(counts)}")
+    missing = [key for key in FUNNEL_COUNTS if key not in counts]
+    if missing:
+        raise bad(f"'counts': missing {', '.join(missing)}")
+    for key in FUNNEL_COUNTS + FUNNEL_OPTIONAL:
+        value = counts.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad(f"'counts': {key}: expected a whole number >= 0, got {value!r}")
+
+
 def funnel(counts: dict[str, int], params: dict[str, Any]) -> tuple[list, list]:
     """(chart steps: label and reviews left, table rows: step, count key, count, what)."""
     c = counts
