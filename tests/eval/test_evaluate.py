@@ -177,3 +177,28 @@ def test_params_that_differ_from_the_saved_model_are_fitted(
     assert source("--params", '{"k": 3}') == "fitted"
     default_k = create("itemknn").get_params()["k"]
     assert source("--params", json.dumps({"k": default_k})) == "saved"  # the same as saved
+
+
+def test_no_scorable_test_user_names_no_best(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """One user, whose held-out items no training rating knows: every NDCG is "no value". The
+    table used to star the first model as best (and write it as best_model)."""
+    from deepcart.data.build import build_dataset
+    from tests.data.test_build import write_reviews
+
+    rows = [("u0", f"i{i}", 4, 10**12 + i * 1000) for i in range(3)]
+    build_dataset(
+        reviews_file=write_reviews(tmp_path / "r.parquet", rows), items_file=None,
+        output_dir=tmp_path / "data", tag="t", min_interactions=1, min_ratings=1,
+        echo=lambda s: None,
+    )  # fmt: skip
+    argv = _args(tmp_path, "--type", "ease,popular", "--split", "random", "--quiet")
+    assert main(["test", *argv, "--reports-dir", str(tmp_path / "reports")]) == 0
+    out = capsys.readouterr().out
+    assert "No best: no test user could be scored, so no NDCG@10 to rank by" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(("ease", "popular"))]
+    assert sorted(rows) == ["ease", "popular"]  # no star
+    for model in ("ease", "popular"):
+        doc = json.loads(
+            (tmp_path / "reports" / "t" / "random" / model / "metrics.json").read_text()
+        )
+        assert doc["best_model"] is None and doc["metrics"]["ndcg"] is None

@@ -289,12 +289,14 @@ def evaluate_models(
         _write_recs(out_dir / "recs.parquet", data, recs, scores)
         results.append(res)
 
-    best = max(
-        results, key=lambda r: -math.inf if math.isnan(r.metrics["ndcg"]) else r.metrics["ndcg"]
-    )
+    scored = [r for r in results if not math.isnan(r.metrics["ndcg"])]
+    # No NDCG at all (no test user to score): no model is better than another, none is best.
+    best = max(scored, key=lambda r: r.metrics["ndcg"]) if scored else None
     for r in results:
         r.p_vs_best = (
-            math.nan if r is best else M.paired_test(r.per_user["ndcg"], best.per_user["ndcg"])
+            math.nan
+            if best is None or r is best
+            else M.paired_test(r.per_user["ndcg"], best.per_user["ndcg"])
         )
         _write_metrics(r, best, split, data, mode, min_engagement)
     for line in format_table(results, best):
@@ -335,7 +337,12 @@ def json_number(x: Any) -> Any:
 
 
 def _write_metrics(
-    r: EvalResult, best: EvalResult, split: Any, data: SplitData, mode: str, min_engagement: int
+    r: EvalResult,
+    best: EvalResult | None,
+    split: Any,
+    data: SplitData,
+    mode: str,
+    min_engagement: int,
 ) -> None:
     clean = json_number
     doc = {
@@ -357,7 +364,7 @@ def _write_metrics(
         "fit_seconds": clean(r.fit_seconds),
         "recommend_seconds": r.recommend_seconds,
         "peak_rss_mb": clean(r.peak_rss_mb),
-        "best_model": best.model,
+        "best_model": best.model if best is not None else None,
         "paired_t_test_p_vs_best_ndcg": clean(r.p_vs_best),
         "recs_file": "recs.parquet",
     }
@@ -385,7 +392,7 @@ def aligned(head: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
     ]
 
 
-def format_table(results: list[EvalResult], best: EvalResult) -> list[str]:
+def format_table(results: list[EvalResult], best: EvalResult | None) -> list[str]:
     k = results[0].k if results else 10
     head = [
         "model",
@@ -428,10 +435,12 @@ def format_table(results: list[EvalResult], best: EvalResult) -> list[str]:
                 fmt_number(r.fit_seconds, 2),
                 fmt_number(r.recommend_seconds, 2),
                 fmt_number(r.peak_rss_mb, 0),
-                "-" if r is best else fmt_p(r.p_vs_best),
+                "-" if r is best or best is None else fmt_p(r.p_vs_best),
             ]
         )
     lines = aligned(head, rows)
+    if best is None:
+        lines.append(f"No best: no test user could be scored, so no NDCG@{k} to rank by")
     lines.append(
         f"* best by NDCG@{k}; p: paired t-test of per-user NDCG@{k} against the best; "
         f"{results[0].n_scored if results else 0:,} users scored; AUC on up to {AUC_USERS:,} users"
