@@ -265,3 +265,23 @@ def test_ctrl_c_inside_duckdb_is_interrupted_not_a_traceback(
     monkeypatch.setattr("deepcart.cli._cmd_build", command)
     assert main(["build", "--tag", "t"]) == 130
     assert capsys.readouterr().err == "deepcart: interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--split", "users", "--cut-points", "0,1"],
+         "--cut-points: the users split does not use it (only --split timestamp does)"),
+        (["--split", "last-out", "--holdout", "0.5"],
+         "--holdout: the last-out split does not use it (only --split users or random does)"),
+        (["--split", "random", "--holdout-by", "time"],
+         "--holdout-by: the random split does not use it (only --split users does)"),
+    ],
+)  # fmt: skip
+def test_a_split_flag_the_protocol_does_not_read_is_refused(
+    flags: list[str], message: str, capsys: pytest.CaptureFixture
+) -> None:
+    # They were ignored without a word: the split made was not the one asked for.
+    for command in (["split"], ["test", "--type", "popular"]):
+        assert main([*command, "--data-tag", "nowhere", *flags]) == 2
+        assert capsys.readouterr().err == f"deepcart: error: {message}; leave it out\n"

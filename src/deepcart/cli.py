@@ -388,6 +388,19 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 def _split_params(args: argparse.Namespace):
     from deepcart.data.split import OFFICIAL_T1, OFFICIAL_T2, SplitParams
 
+    # A flag the protocol does not read is refused rather than ignored (the split made would
+    # not be the one asked for). --holdout and --holdout-by are told apart from their defaults.
+    uses = {
+        "--cut-points": (args.cut_points is not None, ("timestamp",)),
+        "--holdout": (args.holdout != SplitParams.holdout, ("users", "random")),
+        "--holdout-by": (args.holdout_by != SplitParams.holdout_by, ("users",)),
+    }
+    for flag, (given, protocols) in uses.items():
+        if given and args.split not in protocols:
+            raise InputError(
+                f"{flag}: the {args.split} split does not use it (only --split "
+                f"{' or '.join(protocols)} does); leave it out"
+            )
     t1, t2 = args.cut_points if args.cut_points else (OFFICIAL_T1, OFFICIAL_T2)
     return SplitParams(
         protocol=args.split,

@@ -127,13 +127,16 @@ def test_grid_helpers() -> None:
     assert combinations(grids) == [
         {"a": 1, "b": "x"}, {"a": 2, "b": "x"}, {"b": "y", "a": 1}, {"c": 0}
     ]  # fmt: skip
-    params = SplitParams(protocol="random", seed=3, holdout=0.3, holdout_by="time")
+    params = SplitParams(protocol="users", seed=3, holdout=0.3, holdout_by="time")
     cmd = command_to_test("d", "t", "ease", {"reg": 5}, params, "worst", 2)
     assert shlex.split(cmd) == [
         "deepcart", "test", "--data-dir", "d", "--data-tag", "t", "--type", "ease",
-        "--params", '{"reg": 5}', "--split", "random", "--seed", "3", "--holdout", "0.3",
+        "--params", '{"reg": 5}', "--seed", "3", "--holdout", "0.3",
         "--holdout-by", "time", "--mode", "worst", "--repeat", "2",
     ]  # fmt: skip
+    params = SplitParams(protocol="random", seed=3, holdout=0.3)
+    cmd = command_to_test("d", "t", "ease", {"reg": 5}, params, "best", 1)
+    assert "--split random --seed 3 --holdout 0.3" in cmd and "--holdout-by" not in cmd
 
 
 def test_an_early_stopping_model_is_scored_on_the_half_it_did_not_stop_on(
