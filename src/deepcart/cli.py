@@ -32,13 +32,22 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         return super()._get_help_string(action)
 
 
-def _positive_int(text: str) -> int:
+def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A count that must be at least 1 (--k, --top-k, --repeat): 0 is refused as -1 is, by
+    the parser, with the command's usage."""
+    value = _non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
 
 
@@ -118,7 +127,7 @@ def _add_mode(p: argparse.ArgumentParser) -> None:
 
 def _add_nn(p: argparse.ArgumentParser) -> None:
     def at_least_one(text: str) -> int:
-        value = _positive_int(text)
+        value = _non_negative_int(text)
         if value < 1:
             raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
         return value
@@ -220,7 +229,7 @@ def _add_server(
         "--model-dir", action=_Given, type=Path, default=DEFAULT_MODEL_DIR, help="models root"
     )
     p.add_argument("--host", action=_Given, default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", action=_Given, type=_positive_int, default=port, help="port")
+    p.add_argument("--port", action=_Given, type=_non_negative_int, default=port, help="port")
     p.add_argument(
         "--db-url",
         action=_Given,
@@ -231,14 +240,14 @@ def _add_server(
     p.add_argument(
         "--min-engagement",
         action=_Given,
-        type=_positive_int,
+        type=_non_negative_int,
         default=10,
         help="worst mode: rank only items with at least this many ratings",
     )
     p.add_argument(
         "--cache-size",
         action=_Given,
-        type=_positive_int,
+        type=_non_negative_int,
         default=100_000,
         help="recommendation lists kept for users whose reviews did not change (0: off)",
     )
@@ -257,7 +266,7 @@ def _add_scoring(p: argparse.ArgumentParser, repeat_help: str) -> None:
     _add_mode(p)
     p.add_argument(
         "--min-engagement",
-        type=_positive_int,
+        type=_non_negative_int,
         default=10,
         help="worst mode: rank only items with at least this many training ratings",
     )
@@ -623,9 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     p.add_argument("--category", default="Electronics", help="category name used in file names")
-    p.add_argument("--users", type=_positive_int, default=3000, help="number of users")
-    p.add_argument("--items", type=_positive_int, default=1500, help="number of items")
-    p.add_argument("--reviews", type=_positive_int, default=40000, help="number of reviews")
+    p.add_argument("--users", type=_non_negative_int, default=3000, help="number of users")
+    p.add_argument("--items", type=_non_negative_int, default=1500, help="number of items")
+    p.add_argument("--reviews", type=_non_negative_int, default=40000, help="number of reviews")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
     p.add_argument("--output-dir", type=Path, default=DEFAULT_RAW_DIR, help="where to write")
     _add_common(p)
@@ -724,12 +733,17 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: none)",
     )
     p.add_argument(
-        "--min-interactions", type=_positive_int, default=5, help="drop users with fewer reviews"
+        "--min-interactions",
+        type=_non_negative_int,
+        default=5,
+        help="drop users with fewer reviews",
     )
     p.add_argument(
-        "--min-ratings", type=_positive_int, default=5, help="drop items with fewer ratings"
+        "--min-ratings", type=_non_negative_int, default=5, help="drop items with fewer ratings"
     )
-    p.add_argument("--sample-n", type=_positive_int, default=0, help="users to sample (0 = all)")
+    p.add_argument(
+        "--sample-n", type=_non_negative_int, default=0, help="users to sample (0 = all)"
+    )
     p.add_argument("--output-dir", type=Path, default=DEFAULT_DATA_DIR, help="datasets root")
     p.add_argument("--tag", required=True, help="dataset tag (name)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -915,7 +929,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output file, .parquet or .csv")
     p.add_argument(
         "--min-engagement",
-        type=_positive_int,
+        type=_non_negative_int,
         default=10,
         help="worst mode: rank only items with at least this many ratings",
     )
@@ -932,12 +946,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     p.add_argument("--workdir", type=Path, default=Path("."), help="root for data/ and models/")
-    p.add_argument("--users", type=_positive_int, default=3000, help="synthetic users")
-    p.add_argument("--items", type=_positive_int, default=1500, help="synthetic items")
-    p.add_argument("--reviews", type=_positive_int, default=40000, help="synthetic reviews")
+    p.add_argument("--users", type=_non_negative_int, default=3000, help="synthetic users")
+    p.add_argument("--items", type=_non_negative_int, default=1500, help="synthetic items")
+    p.add_argument("--reviews", type=_non_negative_int, default=40000, help="synthetic reviews")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--tag", default="quickstart", help="dataset tag")
-    p.add_argument("--port", type=_positive_int, default=7860, help="port of the web demo")
+    p.add_argument("--port", type=_non_negative_int, default=7860, help="port of the web demo")
     p.add_argument(
         "--no-deploy",
         action="store_true",
@@ -983,7 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         action=_Given,
-        type=_positive_int,
+        type=_non_negative_int,
         default=1,
         help="server processes (a reload reaches every one within a second)",
     )

@@ -117,8 +117,10 @@ def test_repeat_needs_a_seeded_split_and_a_positive_count(
         "--repeat 2: the last-out split does not depend on --seed, so every repeat would be the "
         "same split; use --split users or random" in err
     )
-    assert main(_args(workdir, "--type", "popular", "--repeat", "0")) == 2
-    assert "--repeat" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # the parser's, as for -1
+        main(_args(workdir, "--type", "popular", "--repeat", "0"))
+    assert exc.value.code == 2
+    assert "argument --repeat: expected a positive integer, got 0" in capsys.readouterr().err
 
 
 def test_best_and_worst_mode_summaries_do_not_replace_each_other(

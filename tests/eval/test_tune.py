@@ -106,7 +106,6 @@ def test_tune_repeat_ranks_by_the_mean_and_puts_the_split_back(
         (["--grid", '{"reg": [1]}', "--params", '{"nope": 2}'], "--params: unknown"),
         (["--grid", '{"reg": [1]}', "--split", "none"], "--split none has no validation users"),
         (["--grid", '{"reg": [1]}', "--split", "last-out", "--repeat", "2"], "--repeat 2:"),
-        (["--grid", '{"reg": [1]}', "--repeat", "0"], "--repeat: expected a positive integer"),
         (["--grid", json.dumps({"reg": list(range(1, 1002))})], "--grid: 1,001 combinations"),
     ],
 )
@@ -116,6 +115,18 @@ def test_bad_tune_requests_are_one_line_errors(
     assert main(_tune(workdir, "--type", "ease", *extra)) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("repeat", ["0", "-1"])
+def test_a_repeat_below_one_is_the_parsers_error(
+    workdir: Path, capsys: pytest.CaptureFixture, repeat: str
+) -> None:
+    # 0 and -1 alike (0 used to pass the parser and fail later, in other words).
+    with pytest.raises(SystemExit) as exc:
+        main(_tune(workdir, "--type", "ease", "--grid", '{"reg": [1]}', "--repeat", repeat))
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("usage: deepcart tune ")
+    assert "deepcart tune: error: argument --repeat: expected a" in err
 
 
 def test_grid_helpers() -> None:
