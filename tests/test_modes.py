@@ -72,3 +72,46 @@ def test_recommend_in_mode_is_the_three_steps() -> None:
             assert allowed is None or all(allowed[i] for i in shown)
     with pytest.raises(InputError, match="--mode: expected 'best' or 'worst'"):
         recommend_in_mode(model, x[:1], 2, "meh")
+
+
+def test_nothing_to_go_on_is_no_item_another_user_links_to_a_second_one() -> None:
+    """Worst mode, implicit model: the model learns from rows of low ratings, so a user's row
+    gives it something only through an item some *other* user rated low together with another."""
+    from deepcart.modes import linked_counts, nothing_to_go_on
+
+    # items 0..4; training users: a rates 0,1 low; b rates 2 low (alone) and 3 high; c rates 4
+    # low and 0 low; d rates 3 high only
+    train = sp.csr_matrix(
+        np.array(
+            [
+                [1, 2, 0, 0, 0],  # a
+                [0, 0, 1, 5, 0],  # b
+                [2, 0, 0, 0, 1],  # c
+                [0, 0, 0, 4, 0],  # d
+            ],
+            dtype=np.float32,
+        )
+    )
+    counts = linked_counts(train, "worst", "implicit")
+    assert counts.tolist() == [2, 1, 0, 0, 1]  # item 2's only low row holds nothing else
+    empty = sp.csr_matrix((1, 5), dtype=np.float32)
+    rows = sp.vstack(
+        [
+            train[3],  # d: no low rating
+            train[1],  # b: a low rating of item 2, linked to nothing
+            train[0],  # a: items 0 and 1; item 0 is also linked by c: something
+            sp.csr_matrix(np.array([[0, 1, 0, 0, 0]], dtype=np.float32)),  # new: item 1 (a's)
+            sp.csr_matrix(np.array([[0, 0, 1, 0, 0]], dtype=np.float32)),  # new: item 2
+            sp.csr_matrix(np.array([[0, 0, 0, 0, 5]], dtype=np.float32)),  # new: 4, rated high
+        ],
+        format="csr",
+    )
+    own = sp.vstack([train[3], train[1], train[0], empty, empty, empty], format="csr")
+    lost = nothing_to_go_on(rows, own, counts, "worst", "implicit")
+    assert lost.tolist() == [True, True, False, False, True, True]
+    # a alone: items 0 and 1, but only their own row links item 1, and c links item 0
+    solo = sp.csr_matrix(np.array([[0, 1, 0, 0, 0]], dtype=np.float32))
+    assert nothing_to_go_on(solo, train[0], counts, "worst", "implicit").tolist() == [True]
+    # best mode reads every rating: d's high rating of item 3 is linked by b's row
+    best = linked_counts(train, "best", "implicit")
+    assert not nothing_to_go_on(train[3], train[3], best, "best", "implicit")[0]

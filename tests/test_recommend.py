@@ -650,3 +650,42 @@ def test_worst_mode_with_nothing_to_go_on_is_the_cold_start_list(
     best = tmp_path / "best.parquet"
     _recommend(root, best, ratings_file=ratings)
     assert not any(pq.read_table(best)["fallback"].to_pylist())
+
+
+def test_a_known_users_own_low_ratings_alone_are_nothing_to_go_on(tmp_path: Path) -> None:
+    """solo rated i5 and i6 low, which everyone else rated high: in the worst-mode matrix only
+    solo's own row links them, so ease-worst scores every other item 0 for solo (a tie in index
+    order). Their own ratings do not count as something to go on."""
+    rows = []
+    for u in range(20):
+        for i in range(5):
+            rating = 1.0 if (u + i) % 3 == 0 else 5.0
+            rows.append((f"o{u:02d}", f"i{i}", rating, 1000 + 10 * u + i, "t", "x", 0))
+        rows += [(f"o{u:02d}", f"i{i}", 5.0, 2000 + 10 * u + i, "t", "x", 0) for i in (5, 6)]
+    rows += [("solo", "i0", 5.0, 5000, "t", "x", 0), ("solo", "i5", 1.0, 5001, "t", "x", 0)]
+    rows += [("solo", "i6", 2.0, 5002, "t", "x", 0)]
+    cols = list(zip(*rows, strict=True))
+    names = ["user_id", "parent_asin", "rating", "timestamp", "title", "text", "helpful_vote"]
+    table = pa.table(
+        {**dict(zip(names, cols, strict=True)), "verified_purchase": [True] * len(rows)},
+        schema=schema_for("reviews"),
+    )
+    pq.write_table(table, tmp_path / "r.parquet")
+    build_dataset(
+        reviews_file=tmp_path / "r.parquet", items_file=None, output_dir=tmp_path / "data",
+        tag="t", min_interactions=1, min_ratings=1, echo=lambda s: None,
+    )  # fmt: skip
+    common = ["--data-dir", str(tmp_path / "data"), "--data-tag", "t", "--model-dir"]
+    common += [str(tmp_path / "m"), "--type", "ease", "--quiet"]
+    assert main(["train", *common, "--split", "none", "--mode", "worst"]) == 0
+    out = tmp_path / "w.parquet"
+    recommend_users(
+        data_dir=tmp_path / "data", tag="t", model_type="ease", out=out, k=3, mode="worst",
+        model_dir=tmp_path / "m", min_engagement=1, echo=lambda s: None,
+    )  # fmt: skip
+    got = pq.read_table(out).to_pylist()
+    solo = [r for r in got if r["user_id"] == "solo"]
+    assert solo and all(r["fallback"] for r in solo)
+    assert {r["parent_asin"] for r in solo}.isdisjoint({"i0", "i5", "i6"})
+    # everyone else has low ratings of i0..i4 that others share: their own lists
+    assert not any(r["fallback"] for r in got if r["user_id"] != "solo")

@@ -139,11 +139,40 @@ def cold_start_top(
     return idx[:k], scores[:k]
 
 
-def learned_items(x: sp.csr_matrix, mode: str, feedback: str) -> np.ndarray:
-    """A boolean mask of the items a model fit on the training ratings ``x`` in ``mode`` saw
-    (worst mode, implicit model: the items with a low rating). A user row with none of them
-    gives the model nothing to go on: its scores are a tie."""
-    return np.bincount(model_input(x, mode, feedback).indices, minlength=x.shape[1]).astype(bool)
+def linked_counts(x: sp.csr_matrix, mode: str, feedback: str) -> np.ndarray:
+    """Per item, how many rows of the training ratings ``x``, as ``mode`` presents them to a
+    model with ``feedback``, hold it together with another item: what a model can relate the
+    item to (worst mode, implicit model: rows of low ratings only). See :func:`nothing_to_go_on`.
+    """
+    inp = model_input(x, mode, feedback)
+    lengths = np.diff(inp.indptr)
+    linked = np.repeat(lengths >= 2, lengths)
+    return np.bincount(inp.indices[linked], minlength=x.shape[1])
+
+
+def nothing_to_go_on(
+    rows: sp.csr_matrix, own: sp.csr_matrix, counts: np.ndarray, mode: str, feedback: str
+) -> np.ndarray:
+    """Per user row of ratings ``rows``: whether none of its items (as the mode presents them)
+    is linked to another item in some *other* user's training row (``counts`` from
+    :func:`linked_counts`; ``own``: each row's user's own training row, empty for a user the
+    model was not fit on, which is taken out of the counts). Such a row gives the model nothing
+    to go on: an item-item or factor model scores every candidate alike (a tie, listed in index
+    order), so the cold-start list serves it better. Worst mode, implicit model: a user without
+    a low rating, or with low ratings only of products no one else rated low (alongside another).
+    """
+    inp = model_input(rows, mode, feedback)
+    mine = model_input(own, mode, feedback)
+    own_linked = np.diff(mine.indptr) >= 2
+    # Each entry of a row: its item's count, less one where the user's own training row holds
+    # the item together with another (their own rating taught the model nothing about them).
+    theirs = (inp != 0).multiply(mine != 0).multiply(own_linked[:, None]).tocsr()
+    value = sp.csr_matrix(
+        (counts[inp.indices].astype(np.int64), inp.indices, inp.indptr), shape=inp.shape
+    ) - theirs.astype(np.int64)
+    value = value.tocsr()
+    owner = np.repeat(np.arange(value.shape[0]), np.diff(value.indptr))
+    return np.bincount(owner[value.data > 0], minlength=rows.shape[0]) == 0
 
 
 def recommend_in_mode(

@@ -45,8 +45,8 @@ from deepcart.modes import (
     check_mode,
     cold_start_lists,
     cold_start_top,
-    learned_items,
-    model_input,
+    linked_counts,
+    nothing_to_go_on,
     recommend_in_mode,
     require_engaged,
 )
@@ -565,10 +565,13 @@ def recommend_users(
     # A user whose row gives the model nothing to go on (worst mode, implicit model: no low
     # rating of a product it saw rated low) would get a tie in index order: the cold-start
     # list instead, as the service serves it, flagged in the fallback column.
-    seen = learned_items(x_all, mode, model.feedback)
-    inp = model_input(x, mode, model.feedback)
-    owner = np.repeat(np.arange(x.shape[0]), np.diff(inp.indptr))
-    lost = np.flatnonzero(np.bincount(owner[seen[inp.indices]], minlength=x.shape[0]) == 0)
+    known = users.lookup(ids) >= 0  # their own training rows, to leave out of the counts
+    own = (
+        sp.diags(known.astype(np.float32)) @ x_all[np.where(known, users.lookup(ids), 0)]
+    ).tocsr()
+    own.eliminate_zeros()  # a user the model was not fit on: an empty row, not zero ratings
+    counts = linked_counts(x_all, mode, model.feedback)
+    lost = np.flatnonzero(nothing_to_go_on(x, own, counts, mode, model.feedback))
     if len(lost):
         ranked = cold_start_lists(x_all, min_engagement)[mode]
         recs, scores = recs.copy(), scores.copy()

@@ -61,6 +61,21 @@ def test_a_batch_equals_one_by_one(state: ServingState, world: World, mode: str)
         assert [i["score"] for i in b.items] == pytest.approx([i["score"] for i in a.items])
 
 
+def test_the_fallback_flag_follows_the_rule_for_every_known_user(state: ServingState) -> None:
+    """Worst mode: a known user gets the cold-start list exactly when their row gives the model
+    nothing to go on, their own training row left out (:func:`deepcart.modes.nothing_to_go_on`);
+    the users of both kinds are there."""
+    from deepcart.modes import nothing_to_go_on
+
+    model = state.models["worst"]
+    rows = state.train
+    lost = nothing_to_go_on(rows, rows, state.linked["worst"], "worst", model.feedback)
+    asks = [(u, ()) for u in state.user_ids]
+    flags = [r.fallback for r in _fresh(state).recommend_many(asks, 3, "worst")]
+    assert flags == lost.tolist()
+    assert 0 < sum(flags) < len(flags)
+
+
 def test_cache_hits_and_a_rerating_replaces_the_entry(
     state: ServingState, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,9 +18,10 @@ item); a user without training data is folded in from their stored reviews alone
 neither gets the cold-start fallback, flagged ``fallback``: in best mode the items with the
 highest Bayesian average rating (popular and well rated), in worst mode the engaged items
 (``min_engagement`` ratings or more) with the lowest. So does a user whose row gives the model
-nothing to go on (no item of it that the model saw in training, as the mode presents the data:
-in worst mode an implicit model sees low ratings only), less the items they rated: the model's
-scores would be a tie, listed in index order. The lists and their Bayesian average:
+nothing to go on (:func:`deepcart.modes.nothing_to_go_on`: no item of it that another user's
+training row links to a second item, as the mode presents the data; in worst mode an implicit
+model sees low ratings only), less the items they rated: the model's scores would be a tie,
+listed in index order. The lists and their Bayesian average:
 :func:`deepcart.modes.cold_start_lists`.
 """
 
@@ -56,8 +57,9 @@ from deepcart.modes import (
     candidates,
     cold_start_lists,
     cold_start_top,
-    learned_items,
+    linked_counts,
     model_input,
+    nothing_to_go_on,
     require_engaged,
 )
 from deepcart.recommend import check_fitted, load_model_items, require_model, train_command
@@ -179,9 +181,9 @@ class ServingState:
     allowed: dict[str, np.ndarray | None]
     #: Cold-start lists per mode: (item indices, scores), best first.
     fallback: dict[str, tuple[np.ndarray, np.ndarray]]
-    #: Per mode, the items the model learnt something of: those with a training interaction as
-    #: the mode presents the data to it (worst mode, implicit model: a low rating).
-    learned: dict[str, np.ndarray]
+    #: Per mode, per item: the training rows that hold it with another item, as the mode
+    #: presents them to the model (:func:`deepcart.modes.linked_counts`).
+    linked: dict[str, np.ndarray]
     cache_size: int
     #: (mode, k, user_id) -> (the stored reviews the list was made from, its JSON, fallback).
     #: Plain tuples of strings, numbers and bytes: the garbage collector stops tracking them
@@ -246,23 +248,29 @@ class ServingState:
         if model is None:
             raise ModeUnavailable(self._worst_missing())
         out: list[Recs | None] = [None] * len(users)
-        rows, inputs, where = [], [], []
-        for n, (user_id, stored) in enumerate(users):
-            x = self.user_row(user_id, stored)
-            inp = model_input(x, mode, model.feedback)
-            # Nothing the model could read (worst mode: no low rating) or nothing it learnt
-            # anything of (a low rating of a product no one else rated low): its scores would
-            # be a tie, listed in index order. The cold-start list instead, flagged as such.
-            if not self.learned[mode][inp.indices].any():
+        xs = [self.user_row(user_id, stored) for user_id, stored in users]
+        owns = [self._training_row(user_id) for user_id, _ in users]
+        stack = len(users) > 1
+        # Nothing the model could read (worst mode: no low rating) or could relate to anything
+        # (a low rating of a product no one else rated low): its scores would be a tie, listed
+        # in index order. The cold-start list instead, flagged as such.
+        lost = nothing_to_go_on(
+            sp.vstack(xs, format="csr") if stack else xs[0],
+            sp.vstack(owns, format="csr") if stack else owns[0],
+            self.linked[mode],
+            mode,
+            model.feedback,
+        )
+        rows, where = [], []
+        for n, x in enumerate(xs):
+            if lost[n]:
                 out[n] = self._cold_start(x, k, mode)
             else:
                 rows.append(x)
-                inputs.append(inp)
                 where.append(n)
         if rows:
-            one = len(rows) == 1
-            x = rows[0] if one else sp.vstack(rows, format="csr")
-            inp = inputs[0] if one else sp.vstack(inputs, format="csr")
+            x = rows[0] if len(rows) == 1 else sp.vstack(rows, format="csr")
+            inp = model_input(x, mode, model.feedback)
             idx2, scores2 = model.recommend(
                 inp, k=k, candidates=self.allowed[mode], exclude=None if mode == "best" else x
             )
@@ -277,6 +285,13 @@ class ServingState:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = (tuple(stored), recs.json, recs.fallback)
         return done
+
+    def _training_row(self, user_id: str) -> sp.csr_matrix:
+        """The user's row of the training ratings (empty for a user not in them)."""
+        row = self.user_index.get(user_id)
+        if row is None:
+            return sp.csr_matrix((1, self.train.shape[1]), dtype=self.train.dtype)
+        return self.train[row]
 
     def _cold_start(self, x: sp.csr_matrix, k: int, mode: str) -> Recs:
         """The cold-start list of ``mode`` without the items of the user's row ``x``."""
@@ -514,7 +529,7 @@ def _assemble(
     allowed = {"best": None, "worst": candidates(x, "worst", settings.min_engagement)}
     if "worst" in models:
         require_engaged(x, allowed["worst"], settings.min_engagement)
-    learned = {mode: learned_items(x, mode, model.feedback) for mode, model in models.items()}
+    linked = {mode: linked_counts(x, mode, model.feedback) for mode, model in models.items()}
     state = ServingState(
         version=version,
         loaded_at=int(time.time() * 1000),
@@ -532,7 +547,7 @@ def _assemble(
         user_index={u: i for i, u in enumerate(user_ids)},
         allowed=allowed,
         fallback=cold_start_lists(x, settings.min_engagement),
-        learned=learned,
+        linked=linked,
         cache_size=settings.cache_size,
     )
     _smoke_test(state)
