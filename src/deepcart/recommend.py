@@ -581,7 +581,11 @@ def recommend_users(
             recs[r, : len(idx)], scores[r, : len(idx)] = idx, sc
         echo(
             f"{_plural(len(lost), 'user')} with nothing for the model to go on"
-            + (" (no low rating of a product it saw rated low)" if mode == "worst" else "")
+            + (
+                " (no low rating of a product that other users rated low alongside another)"
+                if mode == "worst"
+                else ""
+            )
             + ": the cold-start list (fallback column true)"
         )
     seconds = time.perf_counter() - started
