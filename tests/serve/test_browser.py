@@ -680,11 +680,19 @@ def test_demo_skip_link_and_details_after_a_server_reload(
                 "() => document.querySelectorAll('#gallery .card-button').length === 12"
             )
             for _ in range(1500):  # polling for the request (30 s at most), not a timing
-                if item_gets.count(f"/items/{asin}") == 2:
+                if item_gets.count(f"/items/{asin}") >= 2:
                     break
                 page.wait_for_timeout(20)
-            assert item_gets.count(f"/items/{asin}") == 2, "the details were not fetched again"
             page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+            # An older state's answer (here every /items answer: version 1, as from a worker
+            # that has not reloaded yet) is not news: nothing is fetched again for it. The page
+            # used to flip back to it and fetch the details once more (a flaky count of 3).
+            other = page.locator(CARDS).nth(1).get_attribute("data-asin")
+            page.locator(CARDS).nth(1).click()
+            page.wait_for_selector(f'#details[data-asin="{other}"]:not([hidden])')
+            page.locator(CARDS).first.click()
+            page.wait_for_selector(f'#details[data-asin="{asin}"]:not([hidden])')
+            assert item_gets.count(f"/items/{asin}") == 2, item_gets
         finally:
             browser.close()
     assert not errors, errors

@@ -78,9 +78,13 @@ async function api(path, options = {}) {
 }
 
 /** The server swapped in new data or models (``/reload_data``): product details cached here
- * (ratings, worst review) may be out of date, so they are fetched again. */
-function noteVersion(version) {
-  if (!version || version === state.version) return;
+ * (ratings, worst review) may be out of date, so they are fetched again. Only a newer state
+ * counts: with several workers, one that has not yet reloaded still answers with the older
+ * version, and going back to it would fetch everything again (and again). */
+function noteVersion(header) {
+  const version = Number(header);
+  if (!header || !Number.isInteger(version)) return;
+  if (state.version !== null && version <= state.version) return;
   const first = state.version === null;
   state.version = version;
   if (first) return;
