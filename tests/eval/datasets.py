@@ -37,6 +37,23 @@ def power_law_dataset(
     return root
 
 
+def one_user_dataset(root: Path) -> Path:
+    """Build the dataset ``t`` under ``root / "data"`` (one user, three items) and return
+    ``root``: with ``--split random`` that user's held-out items are known to no training
+    rating, so nothing can be scored."""
+    rows = [("u0", f"i{i}", 4, 10**12 + i * 1000) for i in range(3)]
+    build_dataset(
+        reviews_file=write_reviews(root / "r.parquet", rows),
+        items_file=None,
+        output_dir=root / "data",
+        tag="t",
+        min_interactions=1,
+        min_ratings=1,
+        echo=lambda s: None,
+    )
+    return root
+
+
 def run_with_reports_dir_a_file(args: list[str], tmp_path: Path) -> Path:
     """Run the CLI ``args`` (which name ``--reports-dir``) with ``--reports-dir`` pointing at a
     plain file; assert it exits 2 and return that file (the caller reads capsys)."""

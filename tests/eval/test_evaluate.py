@@ -12,7 +12,7 @@ import pytest
 
 from deepcart.cli import main
 from deepcart.models import create
-from tests.eval.datasets import power_law_dataset
+from tests.eval.datasets import one_user_dataset, power_law_dataset
 
 
 @pytest.fixture(scope="module")
@@ -182,15 +182,7 @@ def test_params_that_differ_from_the_saved_model_are_fitted(
 def test_no_scorable_test_user_names_no_best(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """One user, whose held-out items no training rating knows: every NDCG is "no value". The
     table used to star the first model as best (and write it as best_model)."""
-    from deepcart.data.build import build_dataset
-    from tests.data.test_build import write_reviews
-
-    rows = [("u0", f"i{i}", 4, 10**12 + i * 1000) for i in range(3)]
-    build_dataset(
-        reviews_file=write_reviews(tmp_path / "r.parquet", rows), items_file=None,
-        output_dir=tmp_path / "data", tag="t", min_interactions=1, min_ratings=1,
-        echo=lambda s: None,
-    )  # fmt: skip
+    one_user_dataset(tmp_path)
     argv = _args(tmp_path, "--type", "ease,popular", "--split", "random", "--quiet")
     assert main(["test", *argv, "--reports-dir", str(tmp_path / "reports")]) == 0
     out = capsys.readouterr().out

@@ -11,13 +11,11 @@ import numpy as np
 import pytest
 
 from deepcart.cli import main
-from deepcart.data.build import build_dataset
 from deepcart.data.split import SplitParams, load_split
 from deepcart.eval.evaluate import evaluate_model
 from deepcart.eval.tune import combinations, command_to_test, parse_grid
 from deepcart.training import fit_model, load_trainable
-from tests.data.test_build import write_reviews
-from tests.eval.datasets import power_law_dataset, run_with_reports_dir_a_file
+from tests.eval.datasets import one_user_dataset, power_law_dataset, run_with_reports_dir_a_file
 
 
 @pytest.fixture(scope="module")
@@ -244,16 +242,7 @@ def test_tune_names_no_best_when_no_combination_could_be_scored(
 ) -> None:
     """One user: the random split's validation user has no held-out item known to train, so
     every metric is NaN. Tune used to print "Best: {"reg": 1}" and write it as the best."""
-    rows = [("u0", f"i{i}", 4, 10**12 + i * 1000) for i in range(3)]
-    build_dataset(
-        reviews_file=write_reviews(tmp_path / "r.parquet", rows),
-        items_file=None,
-        output_dir=tmp_path / "data",
-        tag="t",
-        min_interactions=1,
-        min_ratings=1,
-        echo=lambda s: None,
-    )
+    one_user_dataset(tmp_path)
     args = _tune(tmp_path, "--type", "ease", "--grid", '{"reg": [1, 2]}', "--split", "random")
     assert main(args) == 0  # as `deepcart test` with no user to score: a result, not an error
     out = capsys.readouterr().out
