@@ -115,3 +115,31 @@ def test_nothing_to_go_on_is_no_item_another_user_links_to_a_second_one() -> Non
     # best mode reads every rating: d's high rating of item 3 is linked by b's row
     best = linked_counts(train, "best", "implicit")
     assert not nothing_to_go_on(train[3], train[3], best, "best", "implicit")[0]
+
+
+@pytest.mark.parametrize("mode", ["best", "worst"])
+def test_the_one_row_rule_agrees_with_the_matrix_one(mode: str) -> None:
+    """The service decides row by row (numpy only), recommend for a matrix: the same rule."""
+    from deepcart.modes import linked_counts, nothing_to_go_on, nothing_to_go_on_row
+
+    rng = np.random.default_rng(3)
+    dense = rng.integers(1, 6, size=(60, 15)) * (rng.random((60, 15)) < 0.12)
+    train = sp.csr_matrix(dense.astype(np.float32))
+    counts = linked_counts(train, mode, "implicit")
+    visitors = sp.csr_matrix(
+        (rng.integers(1, 6, size=(20, 15)) * (rng.random((20, 15)) < 0.1)).astype(np.float32)
+    )
+    rows = sp.vstack([train, visitors], format="csr")
+    own = sp.vstack([train, sp.csr_matrix((20, 15), dtype=np.float32)], format="csr")
+    whole = nothing_to_go_on(rows, own, counts, mode, "implicit")
+    inp, mine = model_input(rows, mode, "implicit"), model_input(own, mode, "implicit")
+    one = [
+        nothing_to_go_on_row(
+            inp.indices[inp.indptr[r] : inp.indptr[r + 1]],
+            mine.indices[mine.indptr[r] : mine.indptr[r + 1]],
+            counts,
+        )
+        for r in range(rows.shape[0])
+    ]
+    assert one == whole.tolist()
+    assert 0 < sum(one) < len(one)

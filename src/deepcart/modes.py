@@ -175,6 +175,17 @@ def nothing_to_go_on(
     return np.bincount(owner[value.data > 0], minlength=rows.shape[0]) == 0
 
 
+def nothing_to_go_on_row(items: np.ndarray, own_items: np.ndarray, counts: np.ndarray) -> bool:
+    """:func:`nothing_to_go_on` for one row, from the item indices of its model input and of
+    its user's own training row's model input (numpy only: the service's per-request path)."""
+    linked = counts[items]
+    if linked.size and linked.max() >= 2:  # their own row adds one at most: something is left
+        return False
+    if len(own_items) >= 2:  # their own row linked these items: take it out
+        linked = linked - np.isin(items, own_items, assume_unique=True)
+    return not bool((linked > 0).any())
+
+
 def recommend_in_mode(
     model: Any,
     rows: sp.csr_matrix,

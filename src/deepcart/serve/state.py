@@ -59,7 +59,7 @@ from deepcart.modes import (
     cold_start_top,
     linked_counts,
     model_input,
-    nothing_to_go_on,
+    nothing_to_go_on_row,
     require_engaged,
 )
 from deepcart.recommend import check_fitted, load_model_items, require_model, train_command
@@ -68,6 +68,7 @@ from deepcart.serve.store import ReviewStore
 from deepcart.training import model_path
 
 MODES = ("best", "worst")
+_NO_ITEMS = np.zeros(0, dtype=np.int32)
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,9 @@ class ServingState:
     #: Per mode, per item: the training rows that hold it with another item, as the mode
     #: presents them to the model (:func:`deepcart.modes.linked_counts`).
     linked: dict[str, np.ndarray]
+    #: Per mode, the training rows as the mode presents them to the model, as CSR
+    #: ``(indptr, indices)``: a user's own items, taken out of ``linked`` for them.
+    train_items: dict[str, tuple[np.ndarray, np.ndarray]]
     cache_size: int
     #: (mode, k, user_id) -> (the stored reviews the list was made from, its JSON, fallback).
     #: Plain tuples of strings, numbers and bytes: the garbage collector stops tracking them
@@ -248,29 +252,23 @@ class ServingState:
         if model is None:
             raise ModeUnavailable(self._worst_missing())
         out: list[Recs | None] = [None] * len(users)
-        xs = [self.user_row(user_id, stored) for user_id, stored in users]
-        owns = [self._training_row(user_id) for user_id, _ in users]
-        stack = len(users) > 1
-        # Nothing the model could read (worst mode: no low rating) or could relate to anything
-        # (a low rating of a product no one else rated low): its scores would be a tie, listed
-        # in index order. The cold-start list instead, flagged as such.
-        lost = nothing_to_go_on(
-            sp.vstack(xs, format="csr") if stack else xs[0],
-            sp.vstack(owns, format="csr") if stack else owns[0],
-            self.linked[mode],
-            mode,
-            model.feedback,
-        )
-        rows, where = [], []
-        for n, x in enumerate(xs):
-            if lost[n]:
+        rows, inputs, where = [], [], []
+        for n, (user_id, stored) in enumerate(users):
+            x = self.user_row(user_id, stored)
+            inp = model_input(x, mode, model.feedback)
+            # Nothing the model could read (worst mode: no low rating) or could relate to
+            # anything (a low rating of a product no one else rated low): its scores would be a
+            # tie, listed in index order. The cold-start list instead, flagged as such.
+            if nothing_to_go_on_row(inp.indices, self._own_items(user_id, mode), self.linked[mode]):
                 out[n] = self._cold_start(x, k, mode)
             else:
                 rows.append(x)
+                inputs.append(inp)
                 where.append(n)
         if rows:
-            x = rows[0] if len(rows) == 1 else sp.vstack(rows, format="csr")
-            inp = model_input(x, mode, model.feedback)
+            one = len(rows) == 1
+            x = rows[0] if one else sp.vstack(rows, format="csr")
+            inp = inputs[0] if one else sp.vstack(inputs, format="csr")
             idx2, scores2 = model.recommend(
                 inp, k=k, candidates=self.allowed[mode], exclude=None if mode == "best" else x
             )
@@ -286,12 +284,14 @@ class ServingState:
                 self._cache[key] = (tuple(stored), recs.json, recs.fallback)
         return done
 
-    def _training_row(self, user_id: str) -> sp.csr_matrix:
-        """The user's row of the training ratings (empty for a user not in them)."""
+    def _own_items(self, user_id: str, mode: str) -> np.ndarray:
+        """The items of the user's training row as ``mode`` presents it to the model (none
+        for a user not in the training data)."""
         row = self.user_index.get(user_id)
         if row is None:
-            return sp.csr_matrix((1, self.train.shape[1]), dtype=self.train.dtype)
-        return self.train[row]
+            return _NO_ITEMS
+        indptr, indices = self.train_items[mode]
+        return indices[indptr[row] : indptr[row + 1]]
 
     def _cold_start(self, x: sp.csr_matrix, k: int, mode: str) -> Recs:
         """The cold-start list of ``mode`` without the items of the user's row ``x``."""
@@ -530,6 +530,10 @@ def _assemble(
     if "worst" in models:
         require_engaged(x, allowed["worst"], settings.min_engagement)
     linked = {mode: linked_counts(x, mode, model.feedback) for mode, model in models.items()}
+    train_items = {}
+    for mode, model in models.items():
+        inp = model_input(x, mode, model.feedback)
+        train_items[mode] = (inp.indptr, inp.indices)
     state = ServingState(
         version=version,
         loaded_at=int(time.time() * 1000),
@@ -548,6 +552,7 @@ def _assemble(
         allowed=allowed,
         fallback=cold_start_lists(x, settings.min_engagement),
         linked=linked,
+        train_items=train_items,
         cache_size=settings.cache_size,
     )
     _smoke_test(state)
