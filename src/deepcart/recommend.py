@@ -550,10 +550,11 @@ def recommend_users(
         ids = IdIndex.from_values(pa.concat_arrays([users.ids.cast(pa.string()), extra])).ids
     else:
         ids = users.ids
-    rows = users.lookup(ids)
+    trained = users.lookup(ids)  # each user's training row (-1: none)
+    rows = trained
     if folded:  # the file's users take their folded-in rows, stacked under the training rows
         at = positions(ids, extra)
-        rows = np.where(at >= 0, len(users) + at, rows)
+        rows = np.where(at >= 0, len(users) + at, trained)
         x = sp.vstack([x_all, *folded.values()], format="csr")[rows]
     else:
         x = x_all[rows]
@@ -562,23 +563,13 @@ def recommend_users(
     k = min(k, model.n_items_)  # a list holds each item once: a larger --k only pads
     started = time.perf_counter()
     recs, scores = recommend_in_mode(model, x, k, mode, allowed=allowed)
-    # A user whose row gives the model nothing to go on (worst mode, implicit model: no low
-    # rating of a product it saw rated low) would get a tie in index order: the cold-start
-    # list instead, as the service serves it, flagged in the fallback column.
-    known = users.lookup(ids) >= 0  # their own training rows, to leave out of the counts
-    own = (
-        sp.diags(known.astype(np.float32)) @ x_all[np.where(known, users.lookup(ids), 0)]
-    ).tocsr()
+    known = trained >= 0  # their own training rows, to leave out of the counts
+    own = (sp.diags(known.astype(np.float32)) @ x_all[np.where(known, trained, 0)]).tocsr()
     own.eliminate_zeros()  # a user the model was not fit on: an empty row, not zero ratings
-    counts = linked_counts(x_all, mode, model.feedback)
-    lost = np.flatnonzero(nothing_to_go_on(x, own, counts, mode, model.feedback))
+    recs, scores, lost = _cold_start_where_lost(
+        recs, scores, x, own, x_all, model, mode, min_engagement
+    )
     if len(lost):
-        ranked = cold_start_lists(x_all, min_engagement)[mode]
-        recs, scores = recs.copy(), scores.copy()
-        for r in lost:
-            idx, sc = cold_start_top(ranked, x.indices[x.indptr[r] : x.indptr[r + 1]], k)
-            recs[r], scores[r] = -1, -np.inf
-            recs[r, : len(idx)], scores[r, : len(idx)] = idx, sc
         echo(
             f"{_plural(len(lost), 'user')} with nothing for the model to go on"
             + (
@@ -606,6 +597,34 @@ def recommend_users(
         f"to {out} ({seconds:.2f} s, {len(rows) / max(seconds, 1e-9):,.0f} users/s)"
     )
     return RecommendResult(out, len(rows), table.num_rows, unknown, seconds, summary)
+
+
+def _cold_start_where_lost(
+    recs: np.ndarray,
+    scores: np.ndarray,
+    x: sp.csr_matrix,
+    own: sp.csr_matrix,
+    x_all: sp.csr_matrix,
+    model: Recommender,
+    mode: str,
+    min_engagement: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lists of the users whose rows ``x`` give the model nothing to go on
+    (:func:`deepcart.modes.nothing_to_go_on`; ``own``: each user's own training row) replaced
+    by the cold-start list less what they rated, as the service serves them (the model's would
+    be a tie in index order); and the positions of those users."""
+    counts = linked_counts(x_all, mode, model.feedback)
+    lost = np.flatnonzero(nothing_to_go_on(x, own, counts, mode, model.feedback))
+    if not len(lost):
+        return recs, scores, lost
+    ranked = cold_start_lists(x_all, min_engagement)[mode]
+    recs, scores = recs.copy(), scores.copy()
+    k = recs.shape[1]
+    for r in lost:
+        idx, sc = cold_start_top(ranked, x.indices[x.indptr[r] : x.indptr[r + 1]], k)
+        recs[r], scores[r] = -1, -np.inf
+        recs[r, : len(idx)], scores[r, : len(idx)] = idx, sc
+    return recs, scores, lost
 
 
 def _plural(n: int, noun: str) -> str:
