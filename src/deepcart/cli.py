@@ -43,8 +43,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def _positive_int(text: str) -> int:
-    """A count that must be at least 1 (--k, --top-k, --repeat): 0 is refused as -1 is, by
-    the parser, with the command's usage."""
+    """A count that must be at least 1 (--k, --top-k, --repeat, --nn-batch, --nn-epochs): 0 is
+    refused as -1 is, by the parser, with the command's usage."""
     value = _non_negative_int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
@@ -126,15 +126,9 @@ def _add_mode(p: argparse.ArgumentParser) -> None:
 
 
 def _add_nn(p: argparse.ArgumentParser) -> None:
-    def at_least_one(text: str) -> int:
-        value = _non_negative_int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-        return value
-
     p.add_argument(
         "--nn-batch",
-        type=at_least_one,
+        type=_positive_int,
         default=None,
         metavar="B",
         help="neural models (autoencoder, dae, vae): users per mini-batch (their batch_size) "
@@ -142,7 +136,7 @@ def _add_nn(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--nn-epochs",
-        type=at_least_one,
+        type=_positive_int,
         default=None,
         metavar="E",
         help="neural models: the most training epochs (their epochs; early stopping may stop "
