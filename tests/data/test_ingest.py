@@ -669,11 +669,11 @@ def test_csv_timestamp_out_of_range(tmp_path: Path, out: Path, value: str) -> No
 
 
 def test_negative_timestamps_are_kept_in_csv_and_json(tmp_path: Path, out: Path) -> None:
-    # before 1970 is a valid Unix time; each source keeps its unit (CSV: seconds below 1e11)
+    # before 1970 is a valid Unix time; a value below 1e11 is seconds (CSV and 2023 JSON alike)
     csv_src = write(tmp_path, "neg.csv", "U1,B000000001,5,-100\n")
     assert rows(ingest_file(csv_src, out).output)[0]["timestamp"] == -100_000
     json_src = write(tmp_path, "neg.jsonl", jsonl([review23(0, timestamp=-100)]))
-    assert rows(ingest_file(json_src, out).output)[0]["timestamp"] == -100
+    assert rows(ingest_file(json_src, out).output)[0]["timestamp"] == -100_000
     old_src = write(tmp_path, "neg18.json", jsonl([review18(0, unixReviewTime=-100)]))
     assert rows(ingest_file(old_src, out).output)[0]["timestamp"] == -100_000
 
@@ -1253,3 +1253,15 @@ def test_cli_two_files_with_one_output_name_are_refused(tmp_path: Path, out: Pat
         "ingest them one at a time with different --output-dir\n"
     )
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_2023_timestamps_in_seconds_become_ms_as_in_a_csv(tmp_path: Path, out: Path) -> None:
+    """The 2023 format's timestamps are ms; a file holding seconds (1541356831: 2018 in seconds,
+    1970-01-18 read as ms) was stored as 1970 dates. Real ms values pass unchanged."""
+    src = write(
+        tmp_path,
+        "s.jsonl",
+        jsonl([review23(0, timestamp=1541356831), review23(1, timestamp=1541356831000)]),
+    )
+    got = [r["timestamp"] for r in rows(ingest_file(src, out).output)]
+    assert got == [1541356831000, 1541356831000]

@@ -239,6 +239,8 @@ def _table(names: Iterable[str], arrays: Iterable[pa.Array | pa.ChunkedArray]) -
 
 def _reviews_2023(t: pa.Table) -> Converted:
     ts = pc.coalesce(column(t, "timestamp", pa.int64()), column(t, "sortTimestamp", pa.int64()))
+    # The format's timestamps are ms; one below 1e11 (1973 in ms) is seconds, as in a CSV.
+    ts = pc.if_else(pc.less(pc.abs(ts), SECONDS_LIMIT), pc.multiply(ts, 1000), ts)
     votes = pc.coalesce(
         column(t, "helpful_vote", pa.int64()), column(t, "helpfulVotes", pa.int64())
     )
