@@ -228,3 +228,40 @@ def test_a_summary_of_other_splits_is_replaced_and_the_run_says_so(
     doc = json.loads(path.read_text())
     assert list(doc["models"]) == ["random"] and doc["best_model"] == "random"
     assert [line for line in lines if line.startswith("Replaced")] == [f"Replaced {path}: {why}"]
+
+
+def test_a_saved_model_with_other_hyperparameters_is_not_mixed_into_the_repeats(
+    workdir: Path, tmp_path: Path
+) -> None:
+    """ease trained with reg 1 on seed 3's split, then `test --type ease --repeat 2`: seed 4 is
+    fitted with the defaults, so seed 3 used to score the saved reg-1 model and the summary
+    mixed two settings under one name. Now every split's model has the same hyperparameters,
+    which repeats.json records."""
+    from deepcart.models import create
+
+    models = tmp_path / "models"
+    train = ["train", "--data-dir", str(workdir / "data"), "--data-tag", "t", "--quiet"]
+    train += ["--model-dir", str(models), "--type", "ease", "--seed", "3"]
+    assert main([*train, "--params", '{"reg": 1}']) == 0
+    lines: list[str] = []
+    common = dict(
+        data_dir=workdir / "data", tag="t", model_types=["ease"], split_params=SplitParams(seed=3),
+        repeats=2, model_dir=models, reports_dir=tmp_path / "reports", echo=lines.append,
+        progress=False,
+    )  # fmt: skip
+    evaluate_repeated(**common)  # type: ignore[arg-type]
+    root = tmp_path / "reports" / "t" / "users"
+    docs = [json.loads((root / f"seed-{s}" / "ease" / "metrics.json").read_text()) for s in (3, 4)]
+    default = create("ease").get_params()
+    assert [d["source"] for d in docs] == ["fitted", "fitted"]
+    assert [d["params"] for d in docs] == [default, default]
+    assert f"Fitting ease: the model saved at {models / 't' / 'users' / 'ease'} has other " \
+        "hyperparameters" in lines  # fmt: skip
+    summary = json.loads((root / "repeats.json").read_text())
+    assert summary["models"]["ease"]["params"] == default
+    # Asked for with --params reg 1, the saved model is the one scored on its split.
+    evaluate_repeated(**{**common, "params": {"ease": {"reg": 1}}})  # type: ignore[arg-type]
+    docs = [json.loads((root / f"seed-{s}" / "ease" / "metrics.json").read_text()) for s in (3, 4)]
+    assert [d["source"] for d in docs] == ["saved", "fitted"]
+    assert {d["params"]["reg"] for d in docs} == {1}
+    assert json.loads((root / "repeats.json").read_text())["models"]["ease"]["params"]["reg"] == 1

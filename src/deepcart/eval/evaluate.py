@@ -185,12 +185,16 @@ def evaluate_models(
     echo: Callable[[str], None] = print,
     progress: bool = True,
     report_name: str | None = None,
+    saved_as_fitted: bool = False,
 ) -> list[EvalResult]:
     """Evaluate each model on the test users of the split; print and write the comparison.
 
     ``progress``: the progress bars of the fits (:mod:`deepcart.progress`); ``False``: none.
     ``report_name``: a folder between the split's report folder and the models' (the repeats
     of :func:`deepcart.eval.repeat.evaluate_repeated`: ``seed-<s>``).
+    A saved model of the split is scored instead of fitting one; with ``params`` for its type
+    only if it has them, and with ``saved_as_fitted`` only if it has the hyperparameters a fit
+    would have (``params`` or the defaults: the repeats fit the other splits with those).
     """
     check_tag(tag)
     check_mode(mode)
@@ -239,8 +243,12 @@ def evaluate_models(
         with PeakRSS() as mem:
             saved = load_saved_model(path, data, mode, model_type)
             wanted = (params or {}).get(model_type)
-            if saved is not None and wanted:  # --params given: the saved model only if it has them
+            if saved is not None and (wanted or saved_as_fitted):  # only if it has those
                 if saved[0].get_params() != create(model_type, wanted).get_params():
+                    echo(
+                        f"Fitting {model_key(model_type, mode)}: the model saved at {path} has "
+                        "other hyperparameters"
+                    )
                     saved = None
             if saved is not None:
                 model, fit_seconds = saved

@@ -82,6 +82,7 @@ class RepeatedResult:
     fit_seconds: float
     best_on: int
     p_vs_best: float = math.nan
+    params: dict[str, Any] | None = None  # the hyperparameters (the same on every split)
 
 
 def check_repeats(repeats: Any, protocol: str) -> int:
@@ -175,7 +176,7 @@ def summarize_runs(runs: list[list[EvalResult]]) -> list[RepeatedResult]:
         per_split = {k: [float(r.metrics.get(k, math.nan)) for r in rows] for k in keys}
         mean, se = summarise_metrics(per_split)
         fit = float(np.nanmean([r.fit_seconds for r in rows]))
-        out.append(RepeatedResult(name, per_split, mean, se, fit, best_on=0))
+        out.append(RepeatedResult(name, per_split, mean, se, fit, best_on=0, params=rows[0].params))
     return rank_results(out)
 
 
@@ -289,6 +290,9 @@ def evaluate_repeated(
                 evaluate_models(
                     split_params=params_i,
                     report_name=f"seed-{params_i.seed}",
+                    # every split's model with the same hyperparameters: a saved one only if
+                    # it has those the other splits are fitted with
+                    saved_as_fitted=True,
                     **common,  # type: ignore[arg-type]
                 )
             )
@@ -340,7 +344,8 @@ def _earlier_results(
             mean, se = summarise_metrics(per_split)
             fit = entry.get("fit_seconds_mean")
             fit = math.nan if fit is None else float(fit)
-            kept.append(RepeatedResult(name, per_split, mean, se, fit, best_on=0))
+            params = entry.get("params") if isinstance(entry.get("params"), dict) else None
+            kept.append(RepeatedResult(name, per_split, mean, se, fit, best_on=0, params=params))
     except (AttributeError, KeyError, TypeError, ValueError):
         return [], f"Replaced {path}: it could not be read"
     if not kept:
@@ -370,6 +375,7 @@ def _write_summary(
         "best_model": best.model if best is not None else None,
         "models": {
             r.model: {
+                "params": r.params,
                 "metrics": metrics_doc(r.per_split, r.mean, r.se),
                 "fit_seconds_mean": clean(r.fit_seconds),
                 "best_on": r.best_on,
