@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import os
 import random
@@ -48,6 +50,8 @@ class _State:
     lie_total: set[str] = field(default_factory=set)  # 206 whose total is 10 bytes too small
     gets: dict[str, int] = field(default_factory=dict)
     on_get: Callable[[_State, str, int], None] | None = None  # (state, path, earlier GETs)
+    etags: dict[str, str] = field(default_factory=dict)  # path -> its ETag (sent, If-Range)
+    if_ranges: list[str | None] = field(default_factory=list)  # each GET's If-Range header
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ranges(self, path: str) -> list[str | None]:
@@ -70,8 +74,13 @@ class _Handler(BaseHTTPRequestHandler):
         st = self.server.state
         path = self.path.lstrip("/")
         rng = self.headers.get("Range")
+        if_range = self.headers.get("If-Range")
+        if rng and if_range is not None and if_range != st.etags.get(path):
+            rng = None  # RFC 9110: the file changed, so the whole of it (200)
         with st.lock:
-            st.requests.append((self.command, path, rng))
+            st.requests.append((self.command, path, self.headers.get("Range")))
+            if not head:
+                st.if_ranges.append(if_range)
             n_get = st.gets.get(path, 0)
             if not head:
                 st.gets[path] = n_get + 1
@@ -98,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Range", f"bytes {start}-{n - 1}/{n}")
         else:
             self.send_response(200)
+        if path in st.etags:
+            self.send_header("ETag", st.etags[path])
         self.send_header("Content-Length", str(n - start))
         self.end_headers()
         if head:
@@ -272,10 +283,18 @@ def test_timeout_mid_body_is_resumed(server: _Server, tmp_path: Path) -> None:
     assert path.read_bytes() == server.state.files[META]
 
 
+def _part_from(server: _Server, dest: Path, data: bytes, validator: str | None = None) -> None:
+    """A part file as an interrupted run leaves it: its bytes and where they came from."""
+    part_path(dest).write_bytes(data)
+    source = part_path(dest).with_name(part_path(dest).name + ".source")
+    url = server.base_url + (META if dest.name.startswith("meta_") else REVIEWS)
+    source.write_text(json.dumps({"url": url, "validator": validator}))
+
+
 def test_existing_part_resumes_from_its_size(server: _Server, tmp_path: Path) -> None:
     data = server.state.files[META]
     dest = tmp_path / "meta_All_Beauty.jsonl.gz"
-    part_path(dest).write_bytes(data[:12_345])
+    _part_from(server, dest, data[:12_345])
     assert _get(server, tmp_path, what=["meta"]) == [dest]
     assert server.state.ranges(META) == ["bytes=12345-"]
     assert dest.read_bytes() == data
@@ -285,7 +304,7 @@ def test_existing_part_resumes_from_its_size(server: _Server, tmp_path: Path) ->
 def test_complete_part_is_finished_on_416(server: _Server, tmp_path: Path) -> None:
     data = server.state.files[META]
     dest = tmp_path / "meta_All_Beauty.jsonl.gz"
-    part_path(dest).write_bytes(data)
+    _part_from(server, dest, data)
     _get(server, tmp_path, what=["meta"])
     assert server.state.ranges(META) == [f"bytes={len(data)}-"]
     assert dest.read_bytes() == data and not part_path(dest).exists()
@@ -295,10 +314,54 @@ def test_server_ignoring_range_restarts_from_zero(server: _Server, tmp_path: Pat
     server.state.ignore_range = True
     data = server.state.files[META]
     dest = tmp_path / "meta_All_Beauty.jsonl.gz"
-    part_path(dest).write_bytes(b"x" * 5000)  # appending to these would corrupt the file
+    _part_from(server, dest, b"x" * 5000)  # appending to these would corrupt the file
     _get(server, tmp_path, what=["meta"])
     assert server.state.ranges(META) == ["bytes=5000-"]
     assert dest.read_bytes() == data
+
+
+def test_a_part_of_unknown_origin_starts_over(server: _Server, tmp_path: Path) -> None:
+    """A part file without its record (another tool's, or garbage): resuming it would append
+    the rest of the file to foreign bytes, and the gzip check of the first bytes then blamed the
+    server. It is started over instead."""
+    data = server.state.files[META]
+    dest = tmp_path / "meta_All_Beauty.jsonl.gz"
+    part_path(dest).write_bytes(os.urandom(1000))
+    _get(server, tmp_path, what=["meta"])
+    assert server.state.ranges(META) == [None]
+    assert dest.read_bytes() == data and not list(tmp_path.glob("*.part*"))
+
+
+def test_a_file_changed_on_the_server_is_fetched_again_not_appended(
+    server: _Server, tmp_path: Path
+) -> None:
+    """The first run stops half way; the file then changes on the server (same size or not).
+    Resuming sent only Range, so the new file's second half went after the old first half: a
+    corrupt .gz, reported downloaded, and skipped on every later run. If-Range makes the server
+    send the whole new file."""
+    st = server.state
+    st.etags[REVIEWS] = '"v1"'
+    st.drop_always.add(REVIEWS)
+    dest = tmp_path / "All_Beauty.jsonl.gz"
+    with pytest.raises(DownloadError):
+        _get(server, tmp_path, what=["reviews"])
+    assert part_path(dest).exists()
+    st.drop_always.clear()
+    st.files[REVIEWS] = gzip.compress(b'{"changed": true}\n' * 500)
+    st.etags[REVIEWS] = '"v2"'
+    st.if_ranges.clear()
+    st.requests.clear()
+    _get(server, tmp_path, what=["reviews"])
+    assert st.if_ranges == ['"v1"']  # the resume asked for the old file's rest, or all
+    assert dest.read_bytes() == st.files[REVIEWS]
+    assert gzip.decompress(dest.read_bytes()).startswith(b'{"changed": true}')
+    # the same file (its ETag unchanged) resumes with a range as before
+    st.etags[META] = '"m1"'
+    _part_from(server, tmp_path / "meta_All_Beauty.jsonl.gz", st.files[META][:1000], '"m1"')
+    st.requests.clear()
+    _get(server, tmp_path, what=["meta"])
+    assert st.ranges(META) == ["bytes=1000-"]
+    assert (tmp_path / "meta_All_Beauty.jsonl.gz").read_bytes() == st.files[META]
 
 
 def test_server_ignoring_range_after_a_drop(server: _Server, tmp_path: Path) -> None:
@@ -368,6 +431,10 @@ def test_existing_complete_file_is_skipped(
 def test_existing_file_of_the_wrong_size_is_replaced(server: _Server, tmp_path: Path) -> None:
     dest = tmp_path / "meta_All_Beauty.jsonl.gz"
     dest.write_bytes(b"stale")
+    _get(server, tmp_path, what=["meta"])
+    assert dest.read_bytes() == server.state.files[META]
+    # the right size but not gzip (a same-size file of anything): fetched again, not skipped
+    dest.write_bytes(bytes(len(server.state.files[META])))
     _get(server, tmp_path, what=["meta"])
     assert dest.read_bytes() == server.state.files[META]
 

@@ -13,6 +13,11 @@ Each file is fetched by :func:`download_file`, which is safe to interrupt and to
   connection) resumes from the bytes already there with ``Range: bytes=N-``. A ``206`` answer must
   start at ``N``; a ``200`` answer (a server that ignores ``Range``) starts over from byte 0; a
   ``416`` answer means the part file is already whole (checked against the size the server states);
+- ``<final>.part.source`` records where the part's bytes came from: the URL and the file's
+  validator (its strong ``ETag``, else its ``Last-Modified``), sent back as ``If-Range`` when
+  resuming, so that a file changed on the server since is fetched again from byte 0 (the server
+  answers 200) instead of being appended to the old bytes. A part file without its record (left
+  by something else, or by another URL) is not resumed but started over;
 - a dropped connection (short body, reset, timeout mid-body) is retried with a small backoff; the
   download gives up after :data:`RETRIES` consecutive attempts that added no bytes;
 - the size on disk must equal the size the server announced (``Content-Length`` or the total of
@@ -35,6 +40,7 @@ this module (the CLI does so to show :data:`DEFAULT_BASE_URL` in ``--help``) sta
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 import re
@@ -175,6 +181,37 @@ def part_path(dest: str | Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
+def _source_path(part: Path) -> Path:
+    """Where a part file's origin is recorded: ``<part>.source`` (module docstring)."""
+    return part.with_name(part.name + ".source")
+
+
+def _read_source(part: Path, url: str) -> dict[str, Any] | None:
+    """The recorded origin of ``part`` if it came from ``url``, else None."""
+    try:
+        doc = json.loads(_source_path(part).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("url") != url:
+        return None
+    validator = doc.get("validator")
+    return {"url": url, "validator": validator if isinstance(validator, str) else None}
+
+
+def _write_source(part: Path, url: str, headers: Any) -> None:
+    """Record where the bytes about to be written to ``part`` come from."""
+    etag = headers.get("ETag")
+    validator = etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+    try:
+        _source_path(part).write_text(json.dumps({"url": url, "validator": validator}))
+    except OSError as exc:
+        raise DownloadError(f"cannot write {_source_path(part)}: {exc.strerror or exc}") from None
+
+
+def _drop_source(part: Path) -> None:
+    _source_path(part).unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------- public entry points
 
 
@@ -240,7 +277,7 @@ def download_file(
     if dest.is_file():
         local = dest.stat().st_size
         remote = _remote_size(url, timeout)
-        if remote == local:
+        if remote == local and _is_gzip_if_named_so(dest):
             if echo is None:
                 _say(f"{dest} is already complete ({local:,} bytes), skipping", progress)
             else:
@@ -251,7 +288,9 @@ def download_file(
             dest,
             local,
             url,
-            "an unknown size" if remote is None else f"{remote} bytes",
+            "an unknown size"
+            if remote is None
+            else f"{remote} bytes" + ("" if remote != local else " and it is not gzip"),
         )
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -357,8 +396,14 @@ def _fetch_once(
     import urllib.request
 
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
+    source = _read_source(part, url) if offset else None
+    if offset and source is None:
+        logger.info("%s: not known to come from %s; starting over from byte 0", part, url)
+        offset = 0
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if source and source["validator"]:  # the same file, or the whole (new) one
+            headers["If-Range"] = source["validator"]
     request = urllib.request.Request(url, headers=headers)
     try:
         resp = urllib.request.urlopen(request, timeout=timeout)
@@ -385,10 +430,15 @@ def _fetch_once(
             mode = "ab"
         elif resp.status == 200:
             if offset:
-                logger.info("%s ignored the range request; starting over from byte 0", url)
+                logger.info(
+                    "%s sent the whole file (it changed since, or ignores ranges); starting "
+                    "over from byte 0",
+                    url,
+                )
             offset = 0
             total = _int_or_none(resp.headers.get("Content-Length"))
             mode = "wb"
+            _write_source(part, url, resp.headers)
         else:
             raise DownloadError(f"unexpected HTTP {resp.status} {resp.reason} for {url}")
 
@@ -474,6 +524,15 @@ def _remote_size(url: str, timeout: float) -> int | None:
 # --------------------------------------------------------------------------- small helpers
 
 
+def _is_gzip_if_named_so(path: Path) -> bool:
+    """A ``.gz`` file begins with gzip's magic bytes (a file of the right size that does not
+    is fetched again rather than skipped)."""
+    if not path.name.endswith(".gz"):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def _check_gzip(url: str, part: Path, dest: Path) -> None:
     """A ``.gz`` download must be gzip: a mirror or proxy that answers 200 with an HTML page
     would otherwise land under the final name. Such a part file is deleted (resuming it would
@@ -485,6 +544,7 @@ def _check_gzip(url: str, part: Path, dest: Path) -> None:
     if head.startswith(b"\x1f\x8b"):
         return
     part.unlink(missing_ok=True)
+    _drop_source(part)
     shown = head.decode("utf-8", "replace").replace("\n", " ")[:40]
     raise DownloadError(
         f"{url}: the server sent something that is not gzip (it begins {shown!r}); nothing was "
@@ -498,6 +558,7 @@ def _finish(part: Path, dest: Path) -> None:
         with open(part, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(part, dest)
+        _drop_source(part)
     except OSError as exc:
         raise DownloadError(f"cannot move {part} to {dest}: {exc.strerror or exc}") from None
     try:
