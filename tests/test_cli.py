@@ -285,3 +285,23 @@ def test_a_split_flag_the_protocol_does_not_read_is_refused(
     for command in (["split"], ["test", "--type", "popular"]):
         assert main([*command, "--data-tag", "nowhere", *flags]) == 2
         assert capsys.readouterr().err == f"deepcart: error: {message}; leave it out\n"
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_work(tmp_path: Path) -> None:
+    """`deepcart build ... | head -0`: the first line printed met a closed pipe, and the build
+    ended there with a BrokenPipeError traceback and no manifest. Now the output is dropped and
+    the work finishes."""
+
+    raw = tmp_path / "raw"
+    assert main(["synth", "--users", "300", "--items", "150", "--reviews", "3000",
+                 "--output-dir", str(raw), "--quiet"]) == 0  # fmt: skip
+    argv = [sys.executable, "-m", "deepcart", "build", "--tag", "t", "--output-dir",
+            str(tmp_path / "data"), "--reviews-file", str(raw / "Electronics.jsonl.gz"),
+            "--items-file", str(raw / "meta_Electronics.jsonl.gz")]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert (tmp_path / "data" / "t" / "manifest.json").is_file()

@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from deepcart import __version__
 from deepcart.data.paths import DEFAULT_DATA_DIR, DEFAULT_MODEL_DIR, DEFAULT_RAW_DIR
@@ -1071,7 +1072,64 @@ def _after_interrupt(exc: BaseException) -> bool:
     return False
 
 
+class _StdoutUntilClosed:
+    """``sys.stdout`` that goes quiet once its reader is gone (``deepcart build ... | head``):
+    the work goes on to its end, its output is dropped. A plain BrokenPipeError would end the
+    command half way (a build without its manifest) with a traceback."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._close()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._close()
+
+    def _close(self) -> None:
+        self._gone = True
+        try:  # what is still buffered, and the flush at exit, go to /dev/null: no warning
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _real_stdout() -> bool:
+    """Whether ``sys.stdout`` is a file descriptor (a terminal or a pipe), not a capture."""
+    try:
+        sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return False
+    return not isinstance(sys.stdout, _StdoutUntilClosed)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if not _real_stdout():
+        return _main(argv)
+    before = sys.stdout
+    sys.stdout = _StdoutUntilClosed(before)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout = before
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # argparse would print the top-level usage: the command's is the useful one
