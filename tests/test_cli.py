@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,16 +73,21 @@ def test_an_unknown_option_prints_the_commands_usage(
 
 
 def test_quickstart_small(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    work = tmp_path / "my dir"  # a space: the "Next:" commands must still run as printed
     code = main(
-        ["quickstart", "--workdir", str(tmp_path), "--users", "300", "--items", "120",
+        ["quickstart", "--workdir", str(work), "--users", "300", "--items", "120",
          "--reviews", "3000", "--quiet", "--no-deploy"]
     )  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
-    ds = tmp_path / "data" / "processed" / "quickstart"
+    ds = work / "data" / "processed" / "quickstart"
     assert (ds / "manifest.json").is_file()
     assert pq.read_table(ds / "reviews.parquet").num_rows > 1000
     assert "Next:" in out and "Wrote 'quickstart' dataset" in out
+    (test_line,) = [line for line in out.splitlines() if line.startswith("  deepcart test ")]
+    argv = shlex.split(test_line)[1:]
+    assert argv[argv.index("--data-dir") + 1] == str(work / "data" / "processed")
+    assert main([*argv, "--quiet", "--reports-dir", str(tmp_path / "reports")]) == 0
 
 
 def test_quickstart_on_a_busy_port_stops_before_any_work(
@@ -201,6 +208,14 @@ def test_export_reviews_into_the_dataset_folder_is_refused(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out: {reviews} is inside the folder of dataset 't'" in err
     assert reviews.read_bytes() == before
+    # nor into another dataset's folder under the same root (its reviews became these)
+    other = tmp_path / "data" / "other"
+    shutil.copytree(tmp_path / "data" / "t", other)
+    argv[argv.index("--out") + 1] = str(other / "reviews.parquet")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"is inside the folder of dataset 'other' ({other})" in err
+    assert (other / "reviews.parquet").read_bytes() == before
 
 
 def test_a_path_that_cannot_be_used_is_one_line_exit_2(

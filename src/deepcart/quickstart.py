@@ -11,6 +11,7 @@ it returns instead).
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -131,18 +132,19 @@ def quickstart(
     echo(f"  production model {model_dir / tag / 'none' / production}/ (and {production}-worst)")
     echo(f"  recommendations  {recs}")
     echo("Next:")
-    demo = (
-        f"  deepcart deploy --data-dir {data_dir} --data-tag {tag} --model-dir {model_dir} "
-        f"--type {production} --port {port}"
-    )
+    # Shell-quoted: a --workdir with a space (or a quote) gives commands that run as printed.
+    d, m, t = shlex.quote(str(data_dir)), shlex.quote(str(model_dir)), shlex.quote(tag)
+    demo = f"  deepcart deploy --data-dir {d} --data-tag {t} --model-dir {m} --type {production} "
+    demo += f"--port {port}"
     echo(demo + ("   # the web demo, started below" if deploy else ""))
     echo(
-        f"  deepcart test --data-dir {data_dir} --data-tag {tag} --model-dir {model_dir} "
+        f"  deepcart test --data-dir {d} --data-tag {t} --model-dir {m} "
         f"--type als,itemknn --split last-out"
     )
     echo(
-        f"  deepcart build --reviews-file {synth.reviews_path} --items-file {synth.meta_path} "
-        f"--output-dir {data_dir} --tag mine --min-interactions 10 --min-ratings 20"
+        f"  deepcart build --reviews-file {shlex.quote(str(synth.reviews_path))} --items-file "
+        f"{shlex.quote(str(synth.meta_path))} --output-dir {d} --tag mine --min-interactions 10 "
+        "--min-ratings 20"
     )
     echo("  deepcart download --category Electronics --output-dir data/raw   # the real data")
     if deploy:

@@ -80,8 +80,16 @@ def check_outside_dataset(out: str | Path, data_dir: str | Path, tag: str, what:
     replaces (it could even overwrite the dataset's reviews.parquet); ``what`` names the
     output in the error."""
     root = dataset_paths(data_dir, tag).root
-    if Path(out).resolve().is_relative_to(root.resolve()):
-        raise InputError(
-            f"--out: {out} is inside the folder of dataset {tag!r} ({root}), which build "
-            f"replaces; write {what} elsewhere"
-        )
+    target = Path(out).resolve()
+    if not target.is_relative_to(root.resolve()):
+        # Another dataset's folder under the same root (one with a manifest) is no better.
+        base = Path(data_dir).resolve()
+        others = [p for p in target.parents if p.is_relative_to(base) and p != base]
+        found = next((p for p in others if (p / "manifest.json").is_file()), None)
+        if found is None:
+            return
+        root, tag = found, found.name
+    raise InputError(
+        f"--out: {out} is inside the folder of dataset {tag!r} ({root}), which build "
+        f"replaces; write {what} elsewhere"
+    )
