@@ -493,19 +493,14 @@ def test_csv_columns_override(tmp_path: Path, out: Path) -> None:
         ingest_file(write(tmp_path, "r.csv", text), out, csv_columns=["user_id", "rating"])
 
 
+def _ingest_with_columns(src: Path, out: Path, columns: str) -> int:
+    """``deepcart ingest SRC --csv-columns COLUMNS`` through the CLI; its exit code."""
+    return main(["ingest", str(src), "--output-dir", str(out), "--quiet", "--csv-columns", columns])
+
+
 def test_csv_columns_override_on_the_command_line(tmp_path: Path, out: Path) -> None:
     src = write(tmp_path, "r.csv", "5.0,1600000000,B000000001,AUSER\n")
-    rc = main(
-        [
-            "ingest",
-            str(src),
-            "--output-dir",
-            str(out),
-            "--quiet",
-            "--csv-columns",
-            "rating,timestamp,parent_asin,user_id",
-        ]
-    )
+    rc = _ingest_with_columns(src, out, "rating,timestamp,parent_asin,user_id")
     assert rc == 0
     (row,) = rows(out / "r.parquet")
     assert (row["user_id"], row["parent_asin"], row["rating"]) == ("AUSER", "B000000001", 5.0)
@@ -515,17 +510,7 @@ def test_csv_columns_contradicting_the_header_is_an_error(
     tmp_path: Path, out: Path, capsys
 ) -> None:
     src = write(tmp_path, "h.csv", "user_id,parent_asin,rating,timestamp\nU1,ITEM1,5,1600000000\n")
-    rc = main(
-        [
-            "ingest",
-            str(src),
-            "--output-dir",
-            str(out),
-            "--quiet",
-            "--csv-columns",
-            "parent_asin,user_id,rating,timestamp",
-        ]
-    )
+    rc = _ingest_with_columns(src, out, "parent_asin,user_id,rating,timestamp")
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1
