@@ -576,3 +576,15 @@ def test_a_reload_reaches_the_other_workers(world: World, tmp_path: Path) -> Non
             time.sleep(0.2)
         time.sleep(1.5)  # nobody reloads twice for one request
         assert {a.get("/health").json()["version"], b.get("/health").json()["version"]} == {3}
+
+
+def test_an_error_drawn_from_the_state_says_which_one(client: TestClient) -> None:
+    """A 404 for an item the loaded dataset lacks depends on that state as much as a 200 does:
+    a client caching details learns of a reload from it too (it had no version header)."""
+    version = client.get("/health").headers["x-deepcart-version"]
+    r = client.get("/items/B000000000")
+    assert r.status_code == 404 and r.headers["x-deepcart-version"] == version
+    r = client.post("/users/U1/reviews", json={"parent_asin": "B000000000", "rating": 5})
+    assert r.status_code == 404 and r.headers["x-deepcart-version"] == version
+    # an answer that never read the state has none (an unknown path)
+    assert "x-deepcart-version" not in client.get("/no/such/path").headers

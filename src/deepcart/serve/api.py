@@ -115,6 +115,7 @@ async def get_state(request: Request, response: Response) -> ServingState:
     client caching product details knows when they are stale (the demo page does)."""
     state = request.app.state.holder.state
     response.headers[VERSION_HEADER] = str(state.version)
+    request.state.deepcart_version = state.version  # for an error answer drawn from it too
     return state
 
 
@@ -499,22 +500,33 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         errors[-1]["name"] = name
     first = errors[0] if errors else {"name": "request", "msg": "invalid request"}
     return error_response(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, f"{first['name']}: {first['msg']}", errors
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        f"{first['name']}: {first['msg']}",
+        errors,
+        request=request,
     )
 
 
 def error_response(
-    code: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+    code: int,
+    message: str,
+    detail: Any = None,
+    headers: dict[str, str] | None = None,
+    request: Request | None = None,
 ) -> JSONResponse:
     """Every error's body: ``{"message": one line, "detail": a 422's problems, else message}``
-    (:class:`~deepcart.serve.schemas.ErrorOut`)."""
+    (:class:`~deepcart.serve.schemas.ErrorOut`). An answer whose request read the serving state
+    (an unknown item, worst mode off) says which one, as a success does (``X-DeepCart-Version``)."""
     body = {"message": message, "detail": message if detail is None else detail}
+    version = getattr(request.state, "deepcart_version", None) if request is not None else None
+    if version is not None:
+        headers = {**(headers or {}), VERSION_HEADER: str(version)}
     return JSONResponse(body, status_code=code, headers=headers)
 
 
 def _error(code: int) -> Callable[[Request, Exception], Any]:
-    async def handler(_request: Request, exc: Exception) -> JSONResponse:
-        return error_response(code, str(exc))
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(code, str(exc), request=request)
 
     return handler
 
@@ -541,7 +553,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     detail = str(exc.detail)
     if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
         detail = "body: not readable as JSON (not UTF-8, compressed, or nested too deep)"
-    return error_response(exc.status_code, detail, headers=exc.headers)
+    return error_response(exc.status_code, detail, headers=exc.headers, request=request)
 
 
 #: FastAPI's 400 for a body its JSON parser raised on with something other than a JSON error
