@@ -92,7 +92,7 @@ def test_nothing_to_go_on_is_no_item_another_user_links_to_a_second_one() -> Non
             dtype=np.float32,
         )
     )
-    counts = linked_counts(train, "worst", "implicit")
+    counts = linked_counts(model_input(train, "worst", "implicit"))
     assert counts.tolist() == [2, 1, 0, 0, 1]  # item 2's only low row holds nothing else
     empty = sp.csr_matrix((1, 5), dtype=np.float32)
     rows = sp.vstack(
@@ -113,7 +113,7 @@ def test_nothing_to_go_on_is_no_item_another_user_links_to_a_second_one() -> Non
     solo = sp.csr_matrix(np.array([[0, 1, 0, 0, 0]], dtype=np.float32))
     assert nothing_to_go_on(solo, train[0], counts, "worst", "implicit").tolist() == [True]
     # best mode reads every rating: d's high rating of item 3 is linked by b's row
-    best = linked_counts(train, "best", "implicit")
+    best = linked_counts(model_input(train, "best", "implicit"))
     assert not nothing_to_go_on(train[3], train[3], best, "best", "implicit")[0]
 
 
@@ -125,7 +125,7 @@ def test_the_one_row_rule_agrees_with_the_matrix_one(mode: str) -> None:
     rng = np.random.default_rng(3)
     dense = rng.integers(1, 6, size=(60, 15)) * (rng.random((60, 15)) < 0.12)
     train = sp.csr_matrix(dense.astype(np.float32))
-    counts = linked_counts(train, mode, "implicit")
+    counts = linked_counts(model_input(train, mode, "implicit"))
     visitors = sp.csr_matrix(
         (rng.integers(1, 6, size=(20, 15)) * (rng.random((20, 15)) < 0.1)).astype(np.float32)
     )

@@ -139,15 +139,14 @@ def cold_start_top(
     return idx[:k], scores[:k]
 
 
-def linked_counts(x: sp.csr_matrix, mode: str, feedback: str) -> np.ndarray:
-    """Per item, how many rows of the training ratings ``x``, as ``mode`` presents them to a
-    model with ``feedback``, hold it together with another item: what a model can relate the
-    item to (worst mode, implicit model: rows of low ratings only). See :func:`nothing_to_go_on`.
-    """
-    inp = model_input(x, mode, feedback)
+def linked_counts(inp: sp.csr_matrix) -> np.ndarray:
+    """Per item, how many rows of the training ratings as a mode presents them to the model
+    (``inp``, from :func:`model_input`) hold it together with another item: what a model can
+    relate the item to (worst mode, implicit model: rows of low ratings only). See
+    :func:`nothing_to_go_on`."""
     lengths = np.diff(inp.indptr)
     linked = np.repeat(lengths >= 2, lengths)
-    return np.bincount(inp.indices[linked], minlength=x.shape[1])
+    return np.bincount(inp.indices[linked], minlength=inp.shape[1])
 
 
 def nothing_to_go_on(

@@ -46,6 +46,7 @@ from deepcart.modes import (
     cold_start_lists,
     cold_start_top,
     linked_counts,
+    model_input,
     nothing_to_go_on,
     recommend_in_mode,
     require_engaged,
@@ -613,7 +614,7 @@ def _cold_start_where_lost(
     (:func:`deepcart.modes.nothing_to_go_on`; ``own``: each user's own training row) replaced
     by the cold-start list less what they rated, as the service serves them (the model's would
     be a tie in index order); and the positions of those users."""
-    counts = linked_counts(x_all, mode, model.feedback)
+    counts = linked_counts(model_input(x_all, mode, model.feedback))
     lost = np.flatnonzero(nothing_to_go_on(x, own, counts, mode, model.feedback))
     if not len(lost):
         return recs, scores, lost

@@ -529,10 +529,10 @@ def _assemble(
     allowed = {"best": None, "worst": candidates(x, "worst", settings.min_engagement)}
     if "worst" in models:
         require_engaged(x, allowed["worst"], settings.min_engagement)
-    linked = {mode: linked_counts(x, mode, model.feedback) for mode, model in models.items()}
-    train_items = {}
+    linked, train_items = {}, {}
     for mode, model in models.items():
         inp = model_input(x, mode, model.feedback)
+        linked[mode] = linked_counts(inp)
         train_items[mode] = (inp.indptr, inp.indices)
     state = ServingState(
         version=version,
