@@ -531,6 +531,11 @@ def _error(code: int) -> Callable[[Request, Exception], Any]:
     return handler
 
 
+#: FastAPI's 400 for a body its JSON parser raised on with something other than a JSON error
+#: (bytes that are not UTF-8, a RecursionError): it names nothing.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
 def _allowed_methods(request: Request) -> str | None:
     """The ``Allow`` header of a 405: the methods of every route of the path. (Starlette names
     only the first route it tried: ``Allow: POST`` on ``/users/{id}/reviews``, which GET
@@ -548,17 +553,13 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code in (204, 304):  # no body allowed
         return Response(status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
     if exc.status_code == 405 and (allow := _allowed_methods(request)):
-        exc.headers = {**(exc.headers or {}), "Allow": allow}
+        headers = {**(headers or {}), "Allow": allow}
     detail = str(exc.detail)
     if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
         detail = "body: not readable as JSON (not UTF-8, compressed, or nested too deep)"
-    return error_response(exc.status_code, detail, headers=exc.headers, request=request)
-
-
-#: FastAPI's 400 for a body its JSON parser raised on with something other than a JSON error
-#: (bytes that are not UTF-8, a RecursionError): it names nothing.
-_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+    return error_response(exc.status_code, detail, headers=headers, request=request)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
