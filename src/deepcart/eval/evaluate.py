@@ -253,7 +253,7 @@ def evaluate_models(
             if saved is not None:
                 model, fit_seconds = saved
                 source = "saved"
-                changed = ", ".join(f"{k}={v!r}" for k, v in model.changed_params().items())
+                changed = model.changed_params_text()
                 echo(
                     f"Scoring the saved {model_key(model_type, mode)} model at {path} "
                     f"({'hyperparameters ' + changed if changed else 'default hyperparameters'})"

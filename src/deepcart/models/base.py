@@ -99,6 +99,10 @@ class Recommender(ABC):
             if defaults.get(k) != v and k not in _HOUSEKEEPING
         }
 
+    def changed_params_text(self) -> str:
+        """:meth:`changed_params` as ``name=value, ...`` (empty for the defaults)."""
+        return ", ".join(f"{k}={v!r}" for k, v in self.changed_params().items())
+
     @classmethod
     def param_names(cls) -> list[str]:
         return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
@@ -146,12 +150,8 @@ class Recommender(ABC):
     def diverged(self, what: str) -> FitDiverged:
         """The error for a fit that ran away (``what`` happened), naming the hyperparameters
         set away from their defaults."""
-        changed = self.changed_params()
-        given = (
-            "with " + ", ".join(f"{k}={v!r}" for k, v in changed.items())
-            if changed
-            else "with its default hyperparameters"
-        )
+        changed = self.changed_params_text()
+        given = f"with {changed}" if changed else "with its default hyperparameters"
         return FitDiverged(
             f"{self.name}: the fit diverged ({what}) {given}; a smaller learning rate or "
             "confidence weight, or other regularization, keeps the numbers finite"
