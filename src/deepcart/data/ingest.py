@@ -648,6 +648,7 @@ def _plan_csv(
         )
     rating_pos = list(csv_columns).index("rating") if csv_columns else 2
     header = not F.is_number(fields[rating_pos])
+    flagged = {name: i for i, name in enumerate(csv_columns or ())}  # --csv-columns' order
     if header:
         names = [f.strip().lower() for f in fields]
         columns = {}
@@ -655,7 +656,7 @@ def _plan_csv(
             idx = next((i for i, name in enumerate(names) if name in aliases), None)
             if idx is None:
                 if csv_columns:  # a header ingest cannot read: the flag names the columns
-                    columns = {name: i for i, name in enumerate(csv_columns)}
+                    columns = flagged
                     break
                 raise DataFormatError(
                     path,
@@ -664,7 +665,6 @@ def _plan_csv(
                     f"(expected one of {', '.join(aliases)})",
                 )
             columns[canon] = idx
-        flagged = {name: i for i, name in enumerate(csv_columns or ())}
         if csv_columns and columns != flagged:
             order = ",".join(sorted(columns, key=columns.__getitem__))
             raise InputError(
@@ -673,7 +673,7 @@ def _plan_csv(
                 "headerless CSV: leave it out, or give the header's order"
             )
     elif csv_columns:
-        columns = {name: i for i, name in enumerate(csv_columns)}
+        columns = flagged
     else:
         if n > 5:
             raise DataFormatError(
