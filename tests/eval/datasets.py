@@ -25,16 +25,7 @@ def power_law_dataset(
         items = rng.choice(n_items, size=int(rng.integers(4, max_ratings)), replace=False, p=p)
         for j, i in enumerate(items):
             rows.append((f"u{u:04d}", f"i{i:03d}", int(rng.integers(1, 6)), 10**12 + j * 1000))
-    build_dataset(
-        reviews_file=write_reviews(root / "r.parquet", rows),
-        items_file=None,
-        output_dir=root / "data",
-        tag="t",
-        min_interactions=3,
-        min_ratings=1,
-        echo=lambda s: None,
-    )
-    return root
+    return _build_t(root, rows, min_interactions=3)
 
 
 def one_user_dataset(root: Path) -> Path:
@@ -42,12 +33,17 @@ def one_user_dataset(root: Path) -> Path:
     ``root``: with ``--split random`` that user's held-out items are known to no training
     rating, so nothing can be scored."""
     rows = [("u0", f"i{i}", 4, 10**12 + i * 1000) for i in range(3)]
+    return _build_t(root, rows, min_interactions=1)
+
+
+def _build_t(root: Path, rows: list[tuple], *, min_interactions: int) -> Path:
+    """Build dataset ``t`` of ``rows`` (user, item, stars, ms) under ``root / "data"``."""
     build_dataset(
         reviews_file=write_reviews(root / "r.parquet", rows),
         items_file=None,
         output_dir=root / "data",
         tag="t",
-        min_interactions=1,
+        min_interactions=min_interactions,
         min_ratings=1,
         echo=lambda s: None,
     )
